@@ -1,0 +1,163 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultDiscoveryPowerWatts is the power assumed per discovered GPU when none is configured.
+const DefaultDiscoveryPowerWatts = 700
+
+// Load reads, defaults and validates a configuration file. Unknown fields are errors.
+func Load(file string) (*Configuration, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	return Decode(data)
+}
+
+// Decode parses, defaults and validates a configuration. Unknown fields are errors.
+func Decode(data []byte) (*Configuration, error) {
+	c := &Configuration{}
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return nil, fmt.Errorf("parsing configuration: %w", err)
+	}
+	SetDefaults(c)
+	if errs := Validate(c); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
+	}
+	return c, nil
+}
+
+// SetDefaults fills in unset fields.
+func SetDefaults(c *Configuration) {
+	if c.APIVersion == "" {
+		c.APIVersion = APIVersion
+	}
+	if c.Kind == "" {
+		c.Kind = Kind
+	}
+	if c.DefaultQueueName == "" {
+		c.DefaultQueueName = DefaultQueueName
+	}
+	if c.Discovery.DefaultPowerWatts == 0 {
+		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
+	}
+	for i := range c.GPUClasses {
+		g := &c.GPUClasses[i]
+		if g.Resource == "" {
+			g.Resource = DefaultGPUResource
+		}
+		if g.Tolerations == nil {
+			g.Tolerations = []corev1.Toleration{DefaultGPUToleration()}
+		}
+	}
+}
+
+// DefaultGPUToleration tolerates the taint that GPU nodes usually carry.
+func DefaultGPUToleration() corev1.Toleration {
+	return corev1.Toleration{Key: DefaultGPUTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+}
+
+// Validate checks a defaulted configuration and names each offending field.
+func Validate(c *Configuration) field.ErrorList {
+	var errs field.ErrorList
+	if c.APIVersion != APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), c.APIVersion, []string{APIVersion}))
+	}
+	if c.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), c.Kind, []string{Kind}))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(c.DefaultQueueName) {
+		errs = append(errs, field.Invalid(field.NewPath("defaultQueueName"), c.DefaultQueueName, msg))
+	}
+	seen := map[string]bool{}
+	for i, fs := range c.Filesystems {
+		p := field.NewPath("filesystems").Index(i)
+		errs = append(errs, validateName(p.Child("name"), fs.Name, seen)...)
+		errs = append(errs, validateFilesystem(p, fs)...)
+	}
+	seen = map[string]bool{}
+	for i, g := range c.GPUClasses {
+		p := field.NewPath("gpuClasses").Index(i)
+		errs = append(errs, validateName(p.Child("name"), g.Name, seen)...)
+		if !strings.Contains(string(g.Resource), "/") {
+			errs = append(errs, field.Invalid(p.Child("resource"), g.Resource, "must be an extended resource such as nvidia.com/gpu"))
+		}
+		if len(g.NodeLabels) == 0 {
+			errs = append(errs, field.Required(p.Child("nodeLabels"), "a GPU class must select its nodes"))
+		}
+		for k, v := range g.NodeLabels {
+			for _, msg := range validation.IsQualifiedName(k) {
+				errs = append(errs, field.Invalid(p.Child("nodeLabels").Key(k), k, msg))
+			}
+			for _, msg := range validation.IsValidLabelValue(v) {
+				errs = append(errs, field.Invalid(p.Child("nodeLabels").Key(k), v, msg))
+			}
+		}
+		if g.PowerWatts < 0 {
+			errs = append(errs, field.Invalid(p.Child("powerWatts"), g.PowerWatts, "must not be negative"))
+		}
+	}
+	if c.Discovery.DefaultPowerWatts < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("discovery", "defaultPowerWatts"), c.Discovery.DefaultPowerWatts, "must not be negative"))
+	}
+	return errs
+}
+
+func validateName(p *field.Path, name string, seen map[string]bool) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Label(name) {
+		errs = append(errs, field.Invalid(p, name, msg))
+	}
+	if seen[name] {
+		errs = append(errs, field.Duplicate(p, name))
+	}
+	seen[name] = true
+	return errs
+}
+
+func validateFilesystem(p *field.Path, fs Filesystem) field.ErrorList {
+	var errs field.ErrorList
+	switch {
+	case fs.CSI == nil && fs.HostPath == nil:
+		errs = append(errs, field.Required(p, "one of csi or hostPath must be set"))
+	case fs.CSI != nil && fs.HostPath != nil:
+		errs = append(errs, field.Forbidden(p, "csi and hostPath are mutually exclusive"))
+	case fs.CSI != nil:
+		if fs.CSI.Driver == "" {
+			errs = append(errs, field.Required(p.Child("csi", "driver"), "the CSI driver name"))
+		}
+		if fs.CSI.VolumeHandle == "" {
+			errs = append(errs, field.Required(p.Child("csi", "volumeHandle"), "may contain {path}"))
+		}
+	default:
+		root := fs.HostPath.Root
+		if !IsCleanAbsolutePath(root) {
+			errs = append(errs, field.Invalid(p.Child("hostPath", "root"), root, "must be an absolute, clean path"))
+		}
+	}
+	return errs
+}
+
+// IsCleanAbsolutePath reports whether p is absolute and already in the form path.Clean gives it, with no
+// control characters and no percent signs (no encoded traversal).
+func IsCleanAbsolutePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+		return false
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '%' {
+			return false
+		}
+	}
+	return true
+}

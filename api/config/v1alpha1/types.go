@@ -1,0 +1,143 @@
+// Package v1alpha1 is the operator's configuration file format, config.aifactory.eu/v1alpha1 Configuration:
+// the factory's filesystems and GPU classes, GPU class discovery and the default queue.
+//
+// +kubebuilder:object:generate=true
+// +groupName=config.aifactory.eu
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Kind and APIVersion of the configuration file.
+const (
+	Kind       = "Configuration"
+	APIVersion = "config.aifactory.eu/v1alpha1"
+
+	// PathPlaceholder in a CSI volumeHandle or volume attribute is replaced by the dataset's path.
+	PathPlaceholder = "{path}"
+
+	// DefaultGPUResource is the extended resource of the NVIDIA device plugin.
+	DefaultGPUResource = "nvidia.com/gpu"
+	// DefaultGPUTaintKey is the taint that GPU nodes usually carry and that GPU classes tolerate.
+	DefaultGPUTaintKey = "nvidia.com/gpu"
+	// DefaultQueueName is the LocalQueue created in each tenant namespace.
+	DefaultQueueName = "default"
+)
+
+// Configuration is the operator's configuration file.
+type Configuration struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// filesystems are the parallel filesystems that DatasetMounts may name.
+	// +optional
+	Filesystems []Filesystem `json:"filesystems,omitempty"`
+
+	// gpuClasses are the GPU classes that TenantQuotas may name, each a Kueue ResourceFlavor.
+	// +optional
+	GPUClasses []GPUClass `json:"gpuClasses,omitempty"`
+
+	// discovery adds GPU classes found on nodes to the configured ones.
+	// +optional
+	Discovery Discovery `json:"discovery,omitempty"`
+
+	// defaultQueueName is the name of the LocalQueue created in each tenant namespace. Default "default".
+	// +optional
+	DefaultQueueName string `json:"defaultQueueName,omitempty"`
+
+	// verification configures the Jobs that compute dataset manifest digests.
+	// +optional
+	Verification Verification `json:"verification,omitempty"`
+}
+
+// Filesystem is a parallel filesystem of the factory. Exactly one of csi and hostPath is set.
+type Filesystem struct {
+	// name is what DatasetMounts and TenantQuota storage roots refer to, such as lustre-datasets.
+	Name string `json:"name"`
+
+	// type is informational: Lustre, GPFS, BeeGFS or Other.
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// csi mounts datasets through a CSI driver.
+	// +optional
+	CSI *CSIFilesystem `json:"csi,omitempty"`
+
+	// hostPath mounts datasets from a folder that is mounted on every GPU node. Only a platform admin can
+	// configure it, since it makes the operator create hostPath volumes.
+	// +optional
+	HostPath *HostPathFilesystem `json:"hostPath,omitempty"`
+}
+
+// CSIFilesystem is a filesystem reached through a CSI driver.
+type CSIFilesystem struct {
+	// driver is the CSI driver name, such as lustre.csi.hpe.com.
+	Driver string `json:"driver"`
+
+	// volumeHandle is the PersistentVolume's volumeHandle; "{path}" is replaced by the dataset path. It must be
+	// unique per dataset unless the driver accepts shared handles: include {path} when in doubt.
+	VolumeHandle string `json:"volumeHandle"`
+
+	// volumeAttributes are passed to the driver; "{path}" in a value is replaced by the dataset path.
+	// +optional
+	VolumeAttributes map[string]string `json:"volumeAttributes,omitempty"`
+
+	// mountOptions are set on the PersistentVolume.
+	// +optional
+	MountOptions []string `json:"mountOptions,omitempty"`
+
+	// fsType is the PersistentVolume's fsType, where the driver needs one.
+	// +optional
+	FSType string `json:"fsType,omitempty"`
+
+	// wholeFilesystem is true for drivers that mount the whole filesystem whatever the handle: the dataset
+	// path then becomes the volume mount's subPath in the pods.
+	// +optional
+	WholeFilesystem bool `json:"wholeFilesystem,omitempty"`
+}
+
+// HostPathFilesystem is a filesystem mounted at the same folder on every GPU node.
+type HostPathFilesystem struct {
+	// root is the folder on the nodes where the filesystem is mounted, such as /lustre/datasets.
+	Root string `json:"root"`
+}
+
+// GPUClass is a kind of GPU (or MIG slice) that tenants get quota of.
+type GPUClass struct {
+	// name of the class, which becomes the Kueue ResourceFlavor name, such as h100-80gb.
+	Name string `json:"name"`
+
+	// resource is the extended resource of the class. Default nvidia.com/gpu.
+	// +optional
+	Resource corev1.ResourceName `json:"resource,omitempty"`
+
+	// nodeLabels select the nodes of the class, such as nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3.
+	NodeLabels map[string]string `json:"nodeLabels"`
+
+	// tolerations are injected into admitted pods. Default: tolerate the nvidia.com/gpu taint.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// powerWatts is the power of one GPU (or slice) used to estimate energy where it is not measured.
+	// +optional
+	PowerWatts int32 `json:"powerWatts,omitempty"`
+}
+
+// Discovery finds GPU classes from the labels that GPU Feature Discovery puts on nodes.
+type Discovery struct {
+	// enabled turns discovery on.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// defaultPowerWatts is the power per GPU assumed for discovered classes. Default 700.
+	// +optional
+	DefaultPowerWatts int32 `json:"defaultPowerWatts,omitempty"`
+}
+
+// Verification configures dataset verification Jobs.
+type Verification struct {
+	// image is the operator's own image, which runs the verification subcommand.
+	// +optional
+	Image string `json:"image,omitempty"`
+}

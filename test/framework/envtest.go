@@ -1,0 +1,104 @@
+// Package framework starts a real kube-apiserver and etcd (controller-runtime's envtest) with the operator's and
+// Kueue's CRDs installed, for the integration tests. The binaries come from hack/ensure-bins.sh, which `make
+// unit` and `make test` run first; KUBEBUILDER_ASSETS points at them.
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/aifactory-eu/aifactory-operator/controllers"
+)
+
+// Env is a running API server with the CRDs installed and a client for it.
+type Env struct {
+	testEnv *envtest.Environment
+	// Config reaches the API server as cluster admin.
+	Config *rest.Config
+	// Client is a cluster-admin client that rejects unknown and duplicate fields (like kubectl does).
+	Client client.Client
+}
+
+// RepoRoot is the repository's top folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// KueueCRDDir is the folder of Kueue's CRDs in the Go module cache, at the version go.mod pins.
+func KueueCRDDir() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the kueue module (go list): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "components", "crd", "bases"), nil
+}
+
+// Start starts etcd and kube-apiserver and installs the CRDs. Call Stop when done.
+func Start() (*Env, error) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(logLevel())))
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make unit`, or export " +
+			"KUBEBUILDER_ASSETS=$(hack/ensure-bins.sh | tail -1)")
+	}
+	kueueCRDs, err := KueueCRDDir()
+	if err != nil {
+		return nil, err
+	}
+	te := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), kueueCRDs},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                controllers.NewScheme(),
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: te.Scheme})
+	if err != nil {
+		_ = te.Stop()
+		return nil, fmt.Errorf("creating a client: %w", err)
+	}
+	return &Env{testEnv: te, Config: cfg, Client: client.WithFieldValidation(c, metav1.FieldValidationStrict)}, nil
+}
+
+// Stop stops the API server and etcd.
+func (e *Env) Stop() error {
+	return e.testEnv.Stop()
+}
+
+// CreateNamespaces creates namespaces (tenant namespaces in tests); existing ones are left alone.
+func (e *Env) CreateNamespaces(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
+		if err := e.Client.Create(ctx, ns); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("creating namespace %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// logLevel is error unless TEST_VERBOSE is set.
+func logLevel() zapcore.Level {
+	if os.Getenv("TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}

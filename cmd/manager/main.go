@@ -3,11 +3,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -45,7 +47,12 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	if err := run(o); err != nil {
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		ctrl.Log.Error(err, "finding the API server")
+		os.Exit(1)
+	}
+	if err := run(ctrl.SetupSignalHandler(), o, restCfg); err != nil {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
@@ -60,14 +67,11 @@ func loadConfig(file string) (*configv1.Configuration, error) {
 	return configv1.Load(file)
 }
 
-func run(o options) error {
+// run starts the manager and blocks until ctx ends.
+func run(ctx context.Context, o options, restCfg *rest.Config) error {
 	cfg, err := loadConfig(o.configFile)
 	if err != nil {
 		return err
-	}
-	restCfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("finding the API server: %w", err)
 	}
 	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
@@ -94,5 +98,5 @@ func run(o options) error {
 		return fmt.Errorf("adding health checks: %w", err)
 	}
 	ctrl.Log.Info("starting manager", "filesystems", len(cfg.Filesystems), "gpuClasses", len(cfg.GPUClasses))
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/aifactory-eu/aifactory-operator/controllers"
+)
+
+// Named waits for the tests' Eventually and Consistently calls.
+const (
+	// Timeout bounds how long a test waits for the cluster to reach a state.
+	Timeout = 30 * time.Second
+	// Interval spaces the checks while waiting.
+	Interval = 100 * time.Millisecond
 )
 
 // Env is a running API server with the CRDs installed and a client for it.

@@ -46,6 +46,22 @@ ldflags_of() {
   esac
 }
 
+# The Kueue manager reads its metrics certificate from the fixed folder /etc/kueue/metrics/certs when its
+# internal certificate management is off, as it must be outside a cluster. Kueue's own main package is copied
+# from the module cache into a build folder (never into the repository) with that one path read from
+# $KUEUE_METRICS_CERT_DIR instead; everything else is the released code at the pinned version.
+prepare_kueue() {
+  local src=$1 kd
+  kd=$(cd "$TOOLS/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)
+  rm -rf "$src" && mkdir -p "$src"
+  cp "$TOOLS/kueue/go.mod" "$TOOLS/kueue/go.sum" "$src/"
+  find "$kd/cmd/kueue" -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$src/" \;
+  chmod -R u+w "$src"
+  grep -q 'metricsCertPath := "/etc/kueue/metrics/certs"' "$src/main.go" || { log "kueue main.go changed: update prepare_kueue"; exit 1; }
+  sed -i 's|metricsCertPath := "/etc/kueue/metrics/certs"|metricsCertPath := cmp.Or(os.Getenv("KUEUE_METRICS_CERT_DIR"), "/etc/kueue/metrics/certs")|' "$src/main.go"
+  sed -i '0,/^import (/s//import (\n\t"cmp"/' "$src/main.go"
+}
+
 build_one() {
   local name=$1 mod pkg dir want t0
   read -r mod pkg < <(module_of "$name") || { log "unknown binary: $name"; exit 2; }
@@ -56,6 +72,10 @@ build_one() {
   fi
   t0=$(date +%s)
   log "building $name (module hack/tools/$mod)"
+  if [ "$name" = kueue ]; then
+    prepare_kueue "$BIN_DIR/.src/kueue"
+    dir=$BIN_DIR/.src/kueue pkg=.
+  fi
   (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "$(ldflags_of "$name")" \
     -o "$BIN_DIR/$name.tmp" "$pkg")
   mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"

@@ -229,9 +229,27 @@ type TenantQuotaStatus struct {
 	// +listMapKey=name
 	Namespaces []NamespaceStatus `json:"namespaces,omitempty"`
 
-	// budget is the use of the current period's GPU-hours.
+	// budget is the tenant's use in the current period and, with a budget, what remains of it.
 	// +optional
 	Budget *BudgetStatus `json:"budget,omitempty"`
+
+	// ledger is the operator's durable record of the GPU-seconds of workloads deleted during the current
+	// period, which the cluster no longer shows. It is written only by the operator.
+	// +optional
+	Ledger *Ledger `json:"ledger,omitempty"`
+}
+
+// Ledger records GPU-seconds that no object in the cluster shows any more.
+type Ledger struct {
+	// periodStart is the start of the period the ledger counts.
+	PeriodStart metav1.Time `json:"periodStart"`
+	// deletedGPUSeconds is the GPU-seconds, in this period, of the tenant's workloads that were deleted.
+	DeletedGPUSeconds int64 `json:"deletedGPUSeconds"`
+	// deletedWorkloads are the UIDs of deleted workloads already counted in deletedGPUSeconds whose objects
+	// still exist; an entry is dropped once its workload is gone, so each workload is counted once.
+	// +optional
+	// +listType=set
+	DeletedWorkloads []string `json:"deletedWorkloads,omitempty"`
 }
 
 // GPUClassStatus is a tenant's use of one GPU class.
@@ -275,8 +293,13 @@ type BudgetStatus struct {
 	UsedGPUSeconds int64 `json:"usedGPUSeconds"`
 	// usedGPUHours is usedGPUSeconds in GPU-hours, with two decimals, for people.
 	UsedGPUHours string `json:"usedGPUHours"`
-	// remainingGPUHours is what is left of the budget in GPU-hours, with two decimals; never negative.
-	RemainingGPUHours string `json:"remainingGPUHours"`
+	// budgetGPUHours is the budget of the period; empty when the tenant has no budget.
+	// +optional
+	BudgetGPUHours string `json:"budgetGPUHours,omitempty"`
+	// remainingGPUHours is what is left of the budget in GPU-hours, with two decimals, never negative; empty
+	// when the tenant has no budget.
+	// +optional
+	RemainingGPUHours string `json:"remainingGPUHours,omitempty"`
 }
 
 // TenantQuota declares a tenant of the AI factory: its namespaces, GPU quota, GPU-hour budget and storage.

@@ -1,0 +1,159 @@
+package gpuclass
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+)
+
+// singleton is the one request this controller handles: the whole set of classes is reconciled at once.
+var singleton = reconcile.Request{NamespacedName: types.NamespacedName{Name: "gpu-classes"}}
+
+// Reconciler keeps the managed ResourceFlavors equal to the configured and discovered GPU classes.
+type Reconciler struct {
+	Client client.Client
+	Config *configv1.Configuration
+}
+
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=resourceflavors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=clusterqueues,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
+// Reconcile creates and updates the flavors of the desired classes and deletes managed flavors whose class is
+// gone, once no ClusterQueue refers to them.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
+	var nodes corev1.NodeList
+	if r.Config.Discovery.Enabled {
+		if err := r.Client.List(ctx, &nodes); err != nil {
+			return ctrl.Result{}, fmt.Errorf("listing GPU nodes: %w", err)
+		}
+	}
+	var flavors kueue.ResourceFlavorList
+	if err := r.Client.List(ctx, &flavors, client.MatchingLabels{aifv1.ManagedByLabel: aifv1.ManagedByValue}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing resource flavors: %w", err)
+	}
+	existing := map[string]*kueue.ResourceFlavor{}
+	for i := range flavors.Items {
+		existing[flavors.Items[i].Name] = &flavors.Items[i]
+	}
+	for _, c := range Desired(r.Config, nodes.Items) {
+		if err := r.apply(ctx, existing[c.Name], c); err != nil {
+			return ctrl.Result{}, err
+		}
+		delete(existing, c.Name)
+	}
+	return ctrl.Result{}, r.deleteUnused(ctx, existing)
+}
+
+func (r *Reconciler) apply(ctx context.Context, rf *kueue.ResourceFlavor, c Class) error {
+	if rf == nil {
+		if err := r.Client.Create(ctx, Flavor(c)); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("creating resource flavor %s: %w", c.Name, err)
+		}
+		return nil
+	}
+	updated := rf.DeepCopy()
+	ApplyFlavor(updated, c)
+	if equality.Semantic.DeepEqual(rf, updated) {
+		return nil
+	}
+	if err := r.Client.Update(ctx, updated); err != nil {
+		return fmt.Errorf("updating resource flavor %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) deleteUnused(ctx context.Context, stale map[string]*kueue.ResourceFlavor) error {
+	if len(stale) == 0 {
+		return nil
+	}
+	var cqs kueue.ClusterQueueList
+	if err := r.Client.List(ctx, &cqs); err != nil {
+		return fmt.Errorf("listing cluster queues: %w", err)
+	}
+	used := FlavorsInUse(cqs.Items)
+	for name, rf := range stale {
+		if used[name] || rf.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.Client.Delete(ctx, rf); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting resource flavor %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// FlavorsInUse returns the flavors that some ClusterQueue names.
+func FlavorsInUse(cqs []kueue.ClusterQueue) map[string]bool {
+	used := map[string]bool{}
+	for _, cq := range cqs {
+		for _, g := range cq.Spec.ResourceGroups {
+			for _, f := range g.Flavors {
+				used[string(f.Name)] = true
+			}
+		}
+	}
+	return used
+}
+
+// SetupWithManager registers the controller. Any change of a managed flavor, a GPU node or a ClusterQueue's
+// spec triggers one pass over all classes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{singleton}
+	})
+	managed := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetLabels()[aifv1.ManagedByLabel] == aifv1.ManagedByValue
+	})
+	b := ctrl.NewControllerManagedBy(mgr).Named("gpuclass").
+		WatchesRawSource(startupSource()).
+		Watches(&kueue.ResourceFlavor{}, all, builder.WithPredicates(managed)).
+		Watches(&kueue.ClusterQueue{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if r.Config.Discovery.Enabled {
+		b = b.Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged()))
+	}
+	if err := b.Complete(r); err != nil {
+		return fmt.Errorf("setting up the gpuclass controller: %w", err)
+	}
+	return nil
+}
+
+// startupSource enqueues one pass when the controller starts, so that configured classes get their flavors
+// before anything else happens.
+func startupSource() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		q.Add(singleton)
+		return nil
+	})
+}
+
+// nodeChanged passes node events that can change the discovered classes: not the periodic status heartbeats.
+func nodeChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldNode, ok1 := e.ObjectOld.(*corev1.Node)
+			newNode, ok2 := e.ObjectNew.(*corev1.Node)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return !equality.Semantic.DeepEqual(oldNode.Labels, newNode.Labels) ||
+				!equality.Semantic.DeepEqual(oldNode.Status.Capacity, newNode.Status.Capacity)
+		},
+	}
+}

@@ -2,19 +2,26 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 
 	kueuev1beta2 "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 )
@@ -33,10 +40,25 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
+// Options are what the controllers share beyond the manager.
+type Options struct {
+	// Config is the operator configuration.
+	Config *configv1.Configuration
+	// Clock tells the time of budget periods and the ledger; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
 // Setup registers the operator's controllers with the manager.
-func Setup(mgr ctrl.Manager, cfg *configv1.Configuration) error {
-	c := mgr.GetClient()
-	if err := (&tenantquota.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	cfg, c := o.Config, mgr.GetClient()
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if err := (&gpuclass.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("gpuclass: %w", err)
+	}
+	tq := &tenantquota.Reconciler{Client: c, Config: cfg, Clock: o.Clock, Recorder: mgr.GetEventRecorder("tenantquota")}
+	if err := tq.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("tenantquota: %w", err)
 	}
 	if err := (&datasetmount.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
@@ -46,4 +68,18 @@ func Setup(mgr ctrl.Manager, cfg *configv1.Configuration) error {
 		return fmt.Errorf("trainingjob: %w", err)
 	}
 	return nil
+}
+
+// CacheOptions scopes the manager's informers: Kueue queues and flavors to those the operator manages, and
+// nodes to GPU nodes (those with GPU Feature Discovery's product label).
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{aifv1.ManagedByLabel: aifv1.ManagedByValue})
+	gpuNodes, err := labels.Parse(gpuclass.ProductLabel)
+	utilruntime.Must(err)
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&kueuev1beta2.ClusterQueue{}:   {Label: managed},
+		&kueuev1beta2.LocalQueue{}:     {Label: managed},
+		&kueuev1beta2.ResourceFlavor{}: {Label: managed},
+		&corev1.Node{}:                 {Label: gpuNodes},
+	}}
 }

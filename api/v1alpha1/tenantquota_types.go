@@ -270,6 +270,23 @@ type WorkloadCounts struct {
 	Admitted int32 `json:"admitted"`
 	// pending is the number of workloads waiting for admission.
 	Pending int32 `json:"pending"`
+	// waiting are the oldest workloads waiting for admission, with Kueue's reason.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Waiting []WaitingWorkload `json:"waiting,omitempty"`
+}
+
+// WaitingWorkload is a workload that Kueue has not admitted, and why.
+type WaitingWorkload struct {
+	// namespace of the workload.
+	Namespace string `json:"namespace"`
+	// name of the Kueue Workload.
+	Name string `json:"name"`
+	// message is Kueue's reason, such as "insufficient unused quota for nvidia.com/gpu in flavor h100-80gb, 8 more
+	// needed".
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // NamespaceStatus is the state of one of the tenant's namespaces.

@@ -79,6 +79,7 @@ func run(ctx context.Context, o options, restCfg *rest.Config) error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  controllers.NewScheme(),
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -88,7 +89,7 @@ func run(ctx context.Context, o options, restCfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, cfg); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Config: cfg}); err != nil {
 		return err
 	}
 	if err := errors.Join(

@@ -1,39 +1,336 @@
-// Package tenantquota holds the TenantQuota controller.
+// Package tenantquota holds the TenantQuota controller: it keeps a tenant's Kueue ClusterQueue and LocalQueues in
+// line with its TenantQuota, mirrors Kueue's figures into the status, and keeps the GPU-hour budget ledger.
 package tenantquota
 
 import (
 	"context"
 	"fmt"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+)
+
+// Workload annotations and finalizers of the ledger.
+const (
+	// BaselineAnnotation records on a Kueue workload the GPU-seconds it had used before the current period.
+	BaselineAnnotation = "aifactory.eu/gpu-seconds-before-period"
+	// AccountingFinalizer keeps an admitted workload until its GPU-seconds are in the tenant's ledger.
+	AccountingFinalizer = "aifactory.eu/gpu-accounting"
 )
 
 // Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota.
 type Reconciler struct {
-	Client client.Client
-	Config *configv1.Configuration
+	Client   client.Client
+	Config   *configv1.Configuration
+	Recorder events.EventRecorder
+	// Clock tells the time of the budget ledger; tests inject a fake one.
+	Clock clock.PassiveClock
 }
 
-// +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas,verbs=get;list;watch
+// +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=clusterqueues,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=localqueues,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=resourceflavors,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile brings the cluster in line with one TenantQuota.
+// Reconcile brings one tenant's Kueue objects, ledger and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	obj := &aifv1.TenantQuota{}
-	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+	tq := &aifv1.TenantQuota{}
+	if err := r.Client.Get(ctx, req.NamespacedName, tq); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	return ctrl.Result{}, nil
+	if tq.DeletionTimestamp == nil && controllerutil.AddFinalizer(tq, aifv1.CleanupFinalizer) {
+		if err := r.Client.Update(ctx, tq); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+	obs, err := r.observe(ctx, tq)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now().UTC()
+	period := PeriodAt(budgetPeriod(tq), now)
+	acc := Book(LedgerFromStatus(tq.Status.Ledger), period, now, r.usage(obs))
+	var verdict *Budget
+	if b := tq.Spec.Budget; b != nil {
+		verdict = ptr.To(Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
+	}
+	if err := r.ensureQueues(ctx, tq, obs, StopPolicy(tq, verdict != nil && verdict.Exhausted)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines); err != nil {
+		return ctrl.Result{}, err
+	}
+	old := tq.Status.DeepCopy()
+	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.release(ctx, obs.Workloads, acc.Release, tq.DeletionTimestamp != nil); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.announce(tq, old)
+	observeMetrics(tq, acc)
+	if tq.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.finalize(ctx, tq, obs)
+	}
+	return ctrl.Result{RequeueAfter: nextDeadline(now, period, verdict)}, nil
 }
 
-// SetupWithManager registers the controller.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := ctrl.NewControllerManagedBy(mgr).For(&aifv1.TenantQuota{}).Named("tenantquota").Complete(r); err != nil {
-		return fmt.Errorf("setting up the TenantQuota controller: %w", err)
+// nextDeadline is when the ledger's verdict can next change by the passing of time alone: the end of the
+// period, or the moment the running GPUs spend the remaining budget.
+func nextDeadline(now time.Time, p Period, verdict *Budget) time.Duration {
+	d := p.End.Sub(now)
+	if verdict != nil && verdict.ExhaustedIn > 0 && verdict.ExhaustedIn < d {
+		d = verdict.ExhaustedIn
+	}
+	return d
+}
+
+func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
+	if tq.Spec.Budget == nil {
+		return aifv1.PeriodMonth
+	}
+	return tq.Spec.Budget.Period
+}
+
+// observe reads the tenant's world from the cache.
+func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
+	obs := &Observed{Existing: map[string]bool{}, Classes: map[string]gpuclass.Class{}, LocalQueues: map[string]*kueue.LocalQueue{}}
+	var flavors kueue.ResourceFlavorList
+	if err := r.Client.List(ctx, &flavors); err != nil {
+		return nil, fmt.Errorf("listing resource flavors: %w", err)
+	}
+	for i := range flavors.Items {
+		if c, ok := gpuclass.FromFlavor(&flavors.Items[i]); ok {
+			obs.Classes[c.Name] = c
+		}
+	}
+	var tenants aifv1.TenantQuotaList
+	if err := r.Client.List(ctx, &tenants); err != nil {
+		return nil, fmt.Errorf("listing tenant quotas: %w", err)
+	}
+	obs.Conflicts = Conflicts(tq, tenants.Items)
+	for _, ns := range tq.Spec.Namespaces {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		err := r.Client.Get(ctx, types.NamespacedName{Name: ns}, meta)
+		if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
+		}
+		obs.Existing[ns] = err == nil && meta.DeletionTimestamp == nil
+	}
+	cq := &kueue.ClusterQueue{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Name: ClusterQueueName(tq.Name)}, cq); {
+	case err == nil:
+		obs.ClusterQueue = cq
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading cluster queue: %w", err)
+	}
+	var lqs kueue.LocalQueueList
+	if err := r.Client.List(ctx, &lqs, client.MatchingLabels{aifv1.TenantLabel: tq.Name}); err != nil {
+		return nil, fmt.Errorf("listing local queues: %w", err)
+	}
+	for i := range lqs.Items {
+		lq := &lqs.Items[i]
+		obs.LocalQueues[lq.Namespace] = lq
+		var wls kueue.WorkloadList
+		if err := r.Client.List(ctx, &wls, client.InNamespace(lq.Namespace), client.MatchingFields{WorkloadQueueIndex: lq.Name}); err != nil {
+			return nil, fmt.Errorf("listing workloads in %s: %w", lq.Namespace, err)
+		}
+		obs.Workloads = append(obs.Workloads, wls.Items...)
+	}
+	return obs, nil
+}
+
+func (r *Reconciler) usage(obs *Observed) []WorkloadUsage {
+	gpuResources := map[corev1.ResourceName]bool{configv1.DefaultGPUResource: true}
+	for _, c := range obs.Classes {
+		gpuResources[c.Resource] = true
+	}
+	isGPU := func(r corev1.ResourceName) bool { return gpuResources[r] }
+	out := make([]WorkloadUsage, 0, len(obs.Workloads))
+	for i := range obs.Workloads {
+		out = append(out, UsageOf(&obs.Workloads[i], isGPU))
+	}
+	return out
+}
+
+// ensureQueues creates or corrects the ClusterQueue and the LocalQueues, and removes LocalQueues of namespaces
+// that left the spec once nothing of the tenant waits or runs there.
+func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, stop kueue.StopPolicy) error {
+	namespaces := obs.Namespaces(tq)
+	cq := obs.ClusterQueue
+	if cq == nil {
+		cq = &kueue.ClusterQueue{}
+	}
+	if err := r.apply(ctx, cq, func() { ApplyClusterQueue(cq, tq, obs.Classes, namespaces, stop) }); err != nil {
+		return fmt.Errorf("cluster queue: %w", err)
+	}
+	obs.ClusterQueue = cq
+	if tq.DeletionTimestamp != nil {
+		return nil
+	}
+	for _, ns := range namespaces {
+		if !obs.Existing[ns] {
+			continue
+		}
+		lq := obs.LocalQueues[ns]
+		if lq == nil {
+			lq = &kueue.LocalQueue{}
+		}
+		if err := r.apply(ctx, lq, func() { ApplyLocalQueue(lq, tq, ns, r.Config.DefaultQueueName) }); err != nil {
+			return fmt.Errorf("local queue in %s: %w", ns, err)
+		}
+		obs.LocalQueues[ns] = lq
+	}
+	for ns, work := range obs.Draining(tq) {
+		if work > 0 {
+			continue
+		}
+		if err := r.Client.Delete(ctx, obs.LocalQueues[ns]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting local queue in %s: %w", ns, err)
+		}
+		delete(obs.LocalQueues, ns)
 	}
 	return nil
+}
+
+// apply creates obj after mutate if it has no resource version yet, else updates it if mutate changed it.
+func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()) error {
+	if obj.GetResourceVersion() == "" {
+		mutate()
+		if err := r.Client.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating %s: %w", obj.GetName(), err)
+		}
+		return nil
+	}
+	before := obj.DeepCopyObject()
+	mutate()
+	if equality.Semantic.DeepEqual(before, obj) {
+		return nil
+	}
+	if err := r.Client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("updating %s: %w", obj.GetName(), err)
+	}
+	return nil
+}
+
+// prepareWorkloads records period baselines and puts the accounting finalizer on workloads that have held GPUs,
+// so that their seconds reach the ledger even if they are deleted while the operator is down.
+func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline) error {
+	for i := range wls {
+		wl := &wls[i]
+		b, record := baselines[wl.UID]
+		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
+		addFinalizer := used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
+		if !record && !addFinalizer {
+			continue
+		}
+		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if record {
+			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, BaselineAnnotation, b.String())
+		}
+		if addFinalizer {
+			controllerutil.AddFinalizer(wl, AccountingFinalizer)
+		}
+		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("preparing workload %s/%s for accounting: %w", wl.Namespace, wl.Name, err)
+		}
+	}
+	return nil
+}
+
+// release removes the accounting finalizer from the listed workloads (all of them when the tenant goes away),
+// once the ledger that counts them is saved.
+func (r *Reconciler) release(ctx context.Context, wls []kueue.Workload, uids []types.UID, all bool) error {
+	listed := map[types.UID]bool{}
+	for _, uid := range uids {
+		listed[uid] = true
+	}
+	for i := range wls {
+		wl := &wls[i]
+		if !(all || listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, AccountingFinalizer) {
+			continue
+		}
+		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.RemoveFinalizer(wl, AccountingFinalizer)
+		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("releasing workload %s/%s: %w", wl.Namespace, wl.Name, err)
+		}
+	}
+	return nil
+}
+
+// writeStatus writes the status if it changed.
+func (r *Reconciler) writeStatus(ctx context.Context, tq *aifv1.TenantQuota, st aifv1.TenantQuotaStatus) error {
+	if equality.Semantic.DeepEqual(tq.Status, st) {
+		return nil
+	}
+	tq.Status = st
+	if err := r.Client.Status().Update(ctx, tq); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+// finalize removes the tenant's queues once none of its workloads holds quota, then lets the TenantQuota go.
+func (r *Reconciler) finalize(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
+	if cq := obs.ClusterQueue; cq != nil && cq.Status.ReservingWorkloads+cq.Status.AdmittedWorkloads > 0 {
+		return nil // the ClusterQueue's status changes when they finish, and that brings us back
+	}
+	for _, lq := range obs.LocalQueues {
+		if err := r.Client.Delete(ctx, lq); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting local queue %s/%s: %w", lq.Namespace, lq.Name, err)
+		}
+	}
+	if obs.ClusterQueue != nil {
+		if err := r.Client.Delete(ctx, obs.ClusterQueue); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting cluster queue: %w", err)
+		}
+	}
+	if controllerutil.RemoveFinalizer(tq, aifv1.CleanupFinalizer) {
+		if err := r.Client.Update(ctx, tq); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("removing finalizer: %w", err)
+		}
+	}
+	return nil
+}
+
+// announce records events for condition changes people care about, after the status write succeeded.
+func (r *Reconciler) announce(tq *aifv1.TenantQuota, old *aifv1.TenantQuotaStatus) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, t := range []string{aifv1.ConditionReady, aifv1.ConditionBudgetExhausted} {
+		now := apimeta.FindStatusCondition(tq.Status.Conditions, t)
+		before := apimeta.FindStatusCondition(old.Conditions, t)
+		if now == nil || (before != nil && before.Status == now.Status && before.Reason == now.Reason) {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if (t == aifv1.ConditionReady && now.Status != metav1.ConditionTrue) || (t == aifv1.ConditionBudgetExhausted && now.Status == metav1.ConditionTrue) {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(tq, nil, kind, now.Reason, t, "%s", now.Message)
+	}
 }

@@ -122,9 +122,9 @@ func TestBook(t *testing.T) {
 		wantState:   LedgerState{PeriodStart: nov.Start, DeletedGPUSeconds: 8 * 600, DeletedWorkloads: []types.UID{"b"}},
 		wantRelease: []types.UID{"b"},
 	}, {
-		name:      "a counted workload that is gone is dropped from the ledger, its seconds stay",
-		prev:      LedgerState{PeriodStart: nov.Start, DeletedGPUSeconds: 4800, DeletedWorkloads: []types.UID{"b"}},
-		period:    nov, now: now,
+		name:   "a counted workload that is gone is dropped from the ledger, its seconds stay",
+		prev:   LedgerState{PeriodStart: nov.Start, DeletedGPUSeconds: 4800, DeletedWorkloads: []types.UID{"b"}},
+		period: nov, now: now,
 		wantUsed:  4800,
 		wantState: LedgerState{PeriodStart: nov.Start, DeletedGPUSeconds: 4800},
 	}, {

@@ -5,6 +5,7 @@ package builders
 import (
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -256,3 +257,30 @@ func (b *TrainingJobBuilder) Containers(c ...corev1.Container) *TrainingJobBuild
 
 // Obj returns a copy of the object.
 func (b *TrainingJobBuilder) Obj() *aifv1.TrainingJob { return b.obj.DeepCopy() }
+
+// Job is a suspended Indexed batch/v1 Job of pods workers, each asking for gpus of gpuResource, submitted to a
+// Kueue LocalQueue the way Kueue's webhook would leave it. Workers also ask for CPU and memory, which must never
+// make the job inadmissible.
+func Job(namespace, name, queue string, pods int32, gpuResource corev1.ResourceName, gpus int64) *batchv1.Job {
+	gpu := *resource.NewQuantity(gpus, resource.DecimalSI)
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"kueue.x-k8s.io/queue-name": queue}},
+		Spec: batchv1.JobSpec{
+			Parallelism:    ptr.To(pods),
+			Completions:    ptr.To(pods),
+			CompletionMode: ptr.To(batchv1.IndexedCompletion),
+			Suspend:        ptr.To(true),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{
+					Name:  "trainer",
+					Image: TrainerImage,
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{gpuResource: gpu, corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi")},
+						Limits:   corev1.ResourceList{gpuResource: gpu},
+					},
+				}},
+			}},
+		},
+	}
+}

@@ -1,0 +1,107 @@
+package tenantquota
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+)
+
+// Cache indexes.
+const (
+	// WorkloadQueueIndex indexes Kueue workloads by their LocalQueue name.
+	WorkloadQueueIndex = "spec.queueName"
+	// NamespaceIndex indexes TenantQuotas by the namespaces they list.
+	NamespaceIndex = "spec.namespaces"
+	// GPUClassIndex indexes TenantQuotas by the GPU classes they list.
+	GPUClassIndex = "spec.gpus.gpuClass"
+)
+
+// SetupWithManager registers the indexes and the controller with its watches: the tenant's own Kueue objects,
+// its workloads (found through their LocalQueue), the namespaces it lists (metadata only) and the GPU classes
+// (managed ResourceFlavors) it names.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &kueue.Workload{}, WorkloadQueueIndex, func(o client.Object) []string {
+		return []string{string(o.(*kueue.Workload).Spec.QueueName)}
+	}); err != nil {
+		return fmt.Errorf("indexing workloads: %w", err)
+	}
+	if err := idx.IndexField(ctx, &aifv1.TenantQuota{}, NamespaceIndex, func(o client.Object) []string {
+		return o.(*aifv1.TenantQuota).Spec.Namespaces
+	}); err != nil {
+		return fmt.Errorf("indexing tenant namespaces: %w", err)
+	}
+	if err := idx.IndexField(ctx, &aifv1.TenantQuota{}, GPUClassIndex, func(o client.Object) []string {
+		var out []string
+		for _, g := range o.(*aifv1.TenantQuota).Spec.GPUs {
+			out = append(out, g.GPUClass)
+		}
+		return out
+	}); err != nil {
+		return fmt.Errorf("indexing tenant GPU classes: %w", err)
+	}
+	c := mgr.GetClient()
+	err := ctrl.NewControllerManagedBy(mgr).Named("tenantquota").
+		For(&aifv1.TenantQuota{}).
+		Owns(&kueue.ClusterQueue{}).
+		Owns(&kueue.LocalQueue{}).
+		Watches(&kueue.Workload{}, handler.EnqueueRequestsFromMapFunc(workloadTenant(c))).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetName() })),
+			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{UpdateFunc: namespaceLifecycleChanged})).
+		Watches(&kueue.ResourceFlavor{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, GPUClassIndex, func(o client.Object) string { return o.GetName() }))).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the tenantquota controller: %w", err)
+	}
+	return nil
+}
+
+// workloadTenant maps a workload to the tenant of its LocalQueue.
+func workloadTenant(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		wl, ok := o.(*kueue.Workload)
+		if !ok || wl.Spec.QueueName == "" {
+			return nil
+		}
+		lq := &kueue.LocalQueue{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: wl.Namespace, Name: string(wl.Spec.QueueName)}, lq); err != nil {
+			return nil
+		}
+		if t := lq.Labels[aifv1.TenantLabel]; t != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: t}}}
+		}
+		return nil
+	}
+}
+
+// tenantsBy maps an object to the TenantQuotas whose index field holds key(object).
+func tenantsBy(c client.Client, index string, key func(client.Object) string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list aifv1.TenantQuotaList
+		if err := c.List(ctx, &list, client.MatchingFields{index: key(o)}); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for _, tq := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: tq.Name}})
+		}
+		return out
+	}
+}
+
+// namespaceLifecycleChanged passes namespace updates that start their deletion; label changes do not matter.
+func namespaceLifecycleChanged(e event.UpdateEvent) bool {
+	return (e.ObjectOld.GetDeletionTimestamp() == nil) != (e.ObjectNew.GetDeletionTimestamp() == nil)
+}

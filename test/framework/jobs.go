@@ -1,0 +1,76 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+)
+
+// WorkloadOf returns the Kueue workload that Kueue created for a Job.
+func WorkloadOf(ctx context.Context, c client.Client, job *batchv1.Job) (*kueue.Workload, error) {
+	var wls kueue.WorkloadList
+	if err := c.List(ctx, &wls, client.InNamespace(job.Namespace)); err != nil {
+		return nil, err
+	}
+	for i := range wls.Items {
+		for _, o := range wls.Items[i].OwnerReferences {
+			if o.UID == job.UID {
+				return &wls.Items[i], nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no workload for job %s/%s yet", job.Namespace, job.Name)
+}
+
+// AdmittedAt returns when Kueue admitted the workload, or an error while it is not admitted.
+func AdmittedAt(wl *kueue.Workload) (time.Time, error) {
+	c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadAdmitted)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return time.Time{}, fmt.Errorf("workload %s is not admitted: %s", wl.Name, PendingMessage(wl))
+	}
+	return c.LastTransitionTime.UTC(), nil
+}
+
+// PendingMessage is Kueue's reason for not admitting the workload.
+func PendingMessage(wl *kueue.Workload) string {
+	if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return "no QuotaReserved condition"
+}
+
+// CompleteJob marks an admitted Job as succeeded, as the Job controller would once its pods finished.
+// envtest runs no Job controller and no kubelet, so this is simulated; Kueue then finishes the workload.
+func CompleteJob(ctx context.Context, c client.Client, job *batchv1.Job) error {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+		return err
+	}
+	if ptr.Deref(job.Spec.Suspend, false) {
+		return fmt.Errorf("job %s is still suspended", job.Name)
+	}
+	now := metav1.Now()
+	n := ptr.Deref(job.Spec.Completions, 1)
+	job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
+	job.Status.CompletionTime = &now
+	job.Status.Succeeded = n
+	job.Status.Ready = ptr.To[int32](0)
+	job.Status.Terminating = ptr.To[int32](0)
+	if n > 1 {
+		job.Status.CompletedIndexes = fmt.Sprintf("0-%d", n-1)
+	} else {
+		job.Status.CompletedIndexes = "0"
+	}
+	job.Status.Conditions = append(job.Status.Conditions,
+		batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
+		batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
+	)
+	return c.Status().Update(ctx, job)
+}

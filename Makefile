@@ -21,8 +21,8 @@ tools: ## Build controller-gen and golangci-lint (pinned in hack/tools) if missi
 	@$(ENSURE_BINS) controller-gen golangci-lint >/dev/null
 
 .PHONY: test-bins
-test-bins: ## Build kube-apiserver and etcd for envtest (pinned in hack/tools) if missing.
-	@$(ENSURE_BINS) kube-apiserver etcd >/dev/null
+test-bins: ## Build kube-apiserver, etcd and the Kueue manager for the integration tests (pinned in hack/tools) if missing.
+	@$(ENSURE_BINS) kube-apiserver etcd kueue >/dev/null
 
 .PHONY: generate
 generate: ## Generate deepcopy code.

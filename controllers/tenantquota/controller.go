@@ -269,7 +269,7 @@ func (r *Reconciler) release(ctx context.Context, wls []kueue.Workload, uids []t
 	}
 	for i := range wls {
 		wl := &wls[i]
-		if !(all || listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, AccountingFinalizer) {
+		if (!all && !listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, AccountingFinalizer) {
 			continue
 		}
 		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})

@@ -28,23 +28,31 @@ type WorkloadUsage struct {
 	Deleting bool
 }
 
-// Baseline is the GPU-seconds a workload had used before the period that starts at PeriodStart.
+// Baseline is the GPU-seconds a workload had used before the period that starts at PeriodStart, and the start
+// of the admission that was under way when the figure was taken, if any.
 type Baseline struct {
 	PeriodStart time.Time
 	GPUSeconds  int64
+	AdmittedAt  *time.Time
 }
 
-// String encodes a baseline for the workload annotation: "<period start, RFC 3339>=<GPU-seconds>".
+// String encodes a baseline for the workload annotation: "<period start>=<GPU-seconds>[@<admitted at>]", times
+// in RFC 3339.
 func (b Baseline) String() string {
-	return b.PeriodStart.UTC().Format(time.RFC3339) + "=" + strconv.FormatInt(b.GPUSeconds, 10)
+	s := b.PeriodStart.UTC().Format(time.RFC3339) + "=" + strconv.FormatInt(b.GPUSeconds, 10)
+	if b.AdmittedAt != nil {
+		s += "@" + b.AdmittedAt.UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 // ParseBaseline decodes the annotation written by Baseline.String.
 func ParseBaseline(s string) (Baseline, error) {
-	start, secs, ok := strings.Cut(s, "=")
+	start, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return Baseline{}, fmt.Errorf("baseline %q: want <time>=<seconds>", s)
+		return Baseline{}, fmt.Errorf("baseline %q: want <time>=<seconds>[@<time>]", s)
 	}
+	secs, admitted, hasAdmitted := strings.Cut(rest, "@")
 	t, err := time.Parse(time.RFC3339, start)
 	if err != nil {
 		return Baseline{}, fmt.Errorf("baseline %q: %w", s, err)
@@ -53,7 +61,15 @@ func ParseBaseline(s string) (Baseline, error) {
 	if err != nil || n < 0 {
 		return Baseline{}, fmt.Errorf("baseline %q: bad GPU-seconds", s)
 	}
-	return Baseline{PeriodStart: t, GPUSeconds: n}, nil
+	b := Baseline{PeriodStart: t, GPUSeconds: n}
+	if hasAdmitted {
+		a, err := time.Parse(time.RFC3339, admitted)
+		if err != nil {
+			return Baseline{}, fmt.Errorf("baseline %q: %w", s, err)
+		}
+		b.AdmittedAt = &a
+	}
+	return b, nil
 }
 
 // GPUSecondsAt is the workload's GPU-seconds from its first admission up to t. Earlier admit-evict cycles are
@@ -72,17 +88,32 @@ func (w WorkloadUsage) GPUSecondsAt(t time.Time) int64 {
 	return secs * w.GPUs
 }
 
-// baseline returns the GPU-seconds the workload used before period p, and whether that figure must be
-// recorded on the workload (it is computed from the workload's timeline only once per period, so that a later
-// eviction, which moves admitted time into PastSeconds, cannot shift seconds between periods).
-func (w WorkloadUsage) baseline(p Period) (int64, bool) {
+// baseline returns what the workload used before period p, and whether that figure must be recorded on the
+// workload (it is computed from the workload's timeline only once per period, so that a later eviction, which
+// moves admitted time into PastSeconds, cannot shift seconds between periods).
+func (w WorkloadUsage) baseline(p Period) (Baseline, bool) {
 	if w.Baseline != nil && w.Baseline.PeriodStart.Equal(p.Start) {
-		return w.Baseline.GPUSeconds, false
+		return *w.Baseline, false
 	}
 	if !w.Created.Before(p.Start) {
-		return 0, false
+		return Baseline{PeriodStart: p.Start}, false
 	}
-	return w.GPUSecondsAt(p.Start), true
+	b := Baseline{PeriodStart: p.Start, GPUSeconds: w.GPUSecondsAt(p.Start)}
+	if w.AdmittedAt != nil && w.AdmittedAt.Before(p.Start) {
+		b.AdmittedAt = w.AdmittedAt
+	}
+	return b, true
+}
+
+// inPeriod is the workload's GPU-seconds in period p up to now. An admission that started before the period but
+// is not the one under way when the baseline was taken was seen only after the period began (its admission
+// reached the operator late); it counts from the period's start.
+func (w WorkloadUsage) inPeriod(p Period, now time.Time, b Baseline) int64 {
+	if w.AdmittedAt != nil && w.AdmittedAt.Before(p.Start) && (b.AdmittedAt == nil || !b.AdmittedAt.Equal(*w.AdmittedAt)) {
+		start := p.Start
+		w.AdmittedAt = &start
+	}
+	return max(w.GPUSecondsAt(now)-b.GPUSeconds, 0)
 }
 
 // running reports whether the workload consumes GPUs now.
@@ -134,9 +165,9 @@ func Book(prev LedgerState, p Period, now time.Time, wls []WorkloadUsage) Accoun
 		}
 		base, record := w.baseline(p)
 		if record {
-			acc.Baselines[w.UID] = Baseline{PeriodStart: p.Start, GPUSeconds: base}
+			acc.Baselines[w.UID] = base
 		}
-		in := max(w.GPUSecondsAt(now)-base, 0)
+		in := w.inPeriod(p, now, base)
 		switch {
 		case w.Deleting:
 			st.DeletedGPUSeconds += in

@@ -78,7 +78,7 @@ func TestBook(t *testing.T) {
 			AdmittedAt: tp("2026-11-30T23:30:00Z")}},
 		wantUsed:      8 * 600,
 		wantState:     LedgerState{PeriodStart: dec.Start},
-		wantBaselines: map[types.UID]Baseline{"a": {PeriodStart: dec.Start, GPUSeconds: 8 * 1800}},
+		wantBaselines: map[types.UID]Baseline{"a": {PeriodStart: dec.Start, GPUSeconds: 8 * 1800, AdmittedAt: tp("2026-11-30T23:30:00Z")}},
 		wantRunning:   8,
 	}, {
 		name:   "a recorded baseline is used as it is, even after an eviction moved time into the past cycles",
@@ -94,8 +94,22 @@ func TestBook(t *testing.T) {
 			AdmittedAt: tp("2026-10-31T00:00:00Z"), Baseline: &Baseline{PeriodStart: nov.Start, GPUSeconds: 86400}}},
 		wantUsed:      600,
 		wantState:     LedgerState{PeriodStart: dec.Start},
-		wantBaselines: map[types.UID]Baseline{"a": {PeriodStart: dec.Start, GPUSeconds: 31 * 86400}},
+		wantBaselines: map[types.UID]Baseline{"a": {PeriodStart: dec.Start, GPUSeconds: 31 * 86400, AdmittedAt: tp("2026-10-31T00:00:00Z")}},
 		wantRunning:   1,
+	}, {
+		name:   "an admission seen only after the period began counts from the period's start",
+		period: dec, now: ts("2026-12-01T00:10:00Z"),
+		wls: []WorkloadUsage{{UID: "a", Created: ts("2026-11-30T23:00:00Z"), GPUs: 8, AdmittedAt: tp("2026-11-30T23:59:58Z"),
+			Baseline: &Baseline{PeriodStart: dec.Start}}},
+		wantUsed:  8 * 600,
+		wantState: LedgerState{PeriodStart: dec.Start}, wantRunning: 8,
+	}, {
+		name:   "an eviction after the baseline moves the pre-period part of the admission into past cycles, not into the period",
+		period: dec, now: ts("2026-12-01T02:00:00Z"),
+		wls: []WorkloadUsage{{UID: "a", Created: ts("2026-11-30T22:00:00Z"), GPUs: 2, PastSeconds: 7200, AdmittedAt: tp("2026-12-01T01:30:00Z"),
+			Baseline: &Baseline{PeriodStart: dec.Start, GPUSeconds: 2 * 3600, AdmittedAt: tp("2026-11-30T23:00:00Z")}}},
+		wantUsed:  2 * (3600 + 1800),
+		wantState: LedgerState{PeriodStart: dec.Start}, wantRunning: 2,
 	}, {
 		name:   "workload created in the period needs no baseline",
 		period: dec, now: ts("2026-12-01T00:10:00Z"),
@@ -142,7 +156,7 @@ func TestBook(t *testing.T) {
 		wls: []WorkloadUsage{{UID: "c", Created: created, GPUs: 8, AdmittedAt: tp("2026-11-30T22:00:00Z"),
 			EndedAt: tp("2026-11-30T23:00:00Z"), Deleting: true}},
 		wantState:     LedgerState{PeriodStart: dec.Start, DeletedWorkloads: []types.UID{"c"}},
-		wantBaselines: map[types.UID]Baseline{"c": {PeriodStart: dec.Start, GPUSeconds: 8 * 3600}},
+		wantBaselines: map[types.UID]Baseline{"c": {PeriodStart: dec.Start, GPUSeconds: 8 * 3600, AdmittedAt: tp("2026-11-30T22:00:00Z")}},
 		wantRelease:   []types.UID{"c"},
 	}, {
 		name:   "several workloads add up",
@@ -229,12 +243,16 @@ func TestHours(t *testing.T) {
 }
 
 func TestBaselineRoundTrip(t *testing.T) {
-	b := Baseline{PeriodStart: ts("2026-12-01T00:00:00Z"), GPUSeconds: 57600}
-	got, err := ParseBaseline(b.String())
-	if err != nil || !got.PeriodStart.Equal(b.PeriodStart) || got.GPUSeconds != b.GPUSeconds {
-		t.Fatalf("round trip of %s gave %+v, %v", b, got, err)
+	for _, b := range []Baseline{
+		{PeriodStart: ts("2026-12-01T00:00:00Z"), GPUSeconds: 57600},
+		{PeriodStart: ts("2026-12-01T00:00:00Z"), GPUSeconds: 57600, AdmittedAt: tp("2026-11-30T20:00:00Z")},
+	} {
+		got, err := ParseBaseline(b.String())
+		if err != nil || !reflect.DeepEqual(got, b) {
+			t.Fatalf("round trip of %s gave %+v, %v", b, got, err)
+		}
 	}
-	for _, bad := range []string{"", "2026-12-01T00:00:00Z", "yesterday=5", "2026-12-01T00:00:00Z=-1", "2026-12-01T00:00:00Z=x"} {
+	for _, bad := range []string{"", "2026-12-01T00:00:00Z", "yesterday=5", "2026-12-01T00:00:00Z=-1", "2026-12-01T00:00:00Z=x", "2026-12-01T00:00:00Z=5@soon"} {
 		if _, err := ParseBaseline(bad); err == nil {
 			t.Errorf("ParseBaseline(%q) accepted", bad)
 		}

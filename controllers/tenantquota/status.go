@@ -54,7 +54,7 @@ func (o *Observed) Draining(tq *aifv1.TenantQuota) map[string]int32 {
 	out := map[string]int32{}
 	for ns, lq := range o.LocalQueues {
 		if !keep[ns] {
-			out[ns] = lq.Status.PendingWorkloads + lq.Status.ReservingWorkloads + lq.Status.AdmittedWorkloads
+			out[ns] = lq.Status.PendingWorkloads + lq.Status.ReservingWorkloads
 		}
 	}
 	return out

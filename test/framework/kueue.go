@@ -111,7 +111,7 @@ func (k *Kueue) waitReady(ctx context.Context, url string) error {
 		select {
 		case err := <-k.done:
 			k.done <- err
-			return fmt.Errorf("kueue exited before it was ready: %v", err)
+			return fmt.Errorf("kueue exited before it was ready: %w", err)
 		case <-ctx.Done():
 			return errors.New("kueue not ready in time")
 		case <-tick.C:
@@ -124,12 +124,21 @@ func (k *Kueue) Stop() error {
 	defer func() { _ = os.RemoveAll(k.dir) }()
 	_ = k.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-k.done:
+	case err := <-k.done:
+		return ignoreSignal(err)
 	case <-time.After(Timeout):
 		_ = k.cmd.Process.Kill()
-		<-k.done
+		return ignoreSignal(<-k.done)
 	}
-	return nil
+}
+
+// ignoreSignal treats an exit caused by the stop signal as a clean stop.
+func ignoreSignal(err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && !exit.Exited() {
+		return nil
+	}
+	return err
 }
 
 func freePort() int {

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -18,6 +19,8 @@ import (
 type Operator struct {
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+	err    error
 }
 
 // StartOperator starts the operator's controllers with the given configuration and clock. Stop it to
@@ -45,8 +48,11 @@ func (e *Env) StartOperator(cfg *configv1.Configuration, clk clock.PassiveClock)
 	return o, nil
 }
 
-// Stop stops the manager and waits for it to return.
+// Stop stops the manager and waits for it to return. Calling it again returns the same result.
 func (o *Operator) Stop() error {
-	o.cancel()
-	return <-o.done
+	o.once.Do(func() {
+		o.cancel()
+		o.err = <-o.done
+	})
+	return o.err
 }

@@ -16,6 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	testingclock "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
@@ -146,6 +147,25 @@ func submit(t *testing.T, job *batchv1.Job) *batchv1.Job {
 	return job
 }
 
+// complete waits until Kueue has started the job and then marks it succeeded (simulated: envtest has no Job
+// controller).
+func complete(t *testing.T, job *batchv1.Job) {
+	t.Helper()
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(framework.CompleteJob(context.Background(), c, job)).To(gomega.Succeed())
+	})
+}
+
+// waitsForQuota checks for a while that the job's workload exists and is not admitted.
+func waitsForQuota(t *testing.T, job *batchv1.Job) {
+	t.Helper()
+	eventually(t, func(g gomega.Gomega) { workload(g, job) })
+	consistently(t, func(g gomega.Gomega) {
+		_, err := framework.AdmittedAt(workload(g, job))
+		g.Expect(err).To(gomega.HaveOccurred())
+	})
+}
+
 func workload(g gomega.Gomega, job *batchv1.Job) *kueue.Workload {
 	wl, err := framework.WorkloadOf(context.Background(), c, job)
 	g.Expect(err).NotTo(gomega.HaveOccurred())
@@ -162,6 +182,19 @@ func admitted(t *testing.T, job *batchv1.Job) time.Time {
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 	})
 	return at
+}
+
+// updateTenant changes a tenant's spec the way a person would: read, change, write, again on conflict.
+func updateTenant(t *testing.T, name string, change func(*aifv1.TenantQuota)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		tq := tenant(t, name)
+		change(tq)
+		return c.Update(context.Background(), tq)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func tenant(t *testing.T, name string) *aifv1.TenantQuota {

@@ -78,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.ensureQueues(ctx, tq, obs, StopPolicy(tq, verdict != nil && verdict.Exhausted)); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines); err != nil {
+	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
 		return ctrl.Result{}, err
 	}
 	old := tq.Status.DeepCopy()
@@ -235,14 +235,15 @@ func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()
 	return nil
 }
 
-// prepareWorkloads records period baselines and puts the accounting finalizer on workloads that have held GPUs,
-// so that their seconds reach the ledger even if they are deleted while the operator is down.
-func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline) error {
+// prepareWorkloads records period baselines and, unless the tenant is going away, puts the accounting finalizer
+// on workloads that have held GPUs, so that their seconds reach the ledger even if they are deleted while the
+// operator is down.
+func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline, accounting bool) error {
 	for i := range wls {
 		wl := &wls[i]
 		b, record := baselines[wl.UID]
 		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
-		addFinalizer := used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
+		addFinalizer := accounting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
 		if !record && !addFinalizer {
 			continue
 		}

@@ -164,7 +164,7 @@ func Book(prev LedgerState, p Period, now time.Time, wls []WorkloadUsage) Accoun
 			continue
 		}
 		base, record := w.baseline(p)
-		if record {
+		if record && !w.Deleting {
 			acc.Baselines[w.UID] = base
 		}
 		in := w.inPeriod(p, now, base)

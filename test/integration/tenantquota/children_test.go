@@ -155,10 +155,17 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 		g.Expect(condition(tq, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonTerminating))
 		g.Expect(*clusterQueue(g, name).Spec.StopPolicy).To(gomega.Equal(kueue.Hold))
 	})
+	var runningVersion string
+	eventually(t, func(g gomega.Gomega) {
+		wl := workload(g, running)
+		g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		runningVersion = wl.ResourceVersion
+	})
 	consistently(t, func(g gomega.Gomega) {
 		g.Expect(tenant(t, name).Finalizers).To(gomega.ContainElement(aifv1.CleanupFinalizer))
 		_, err := framework.AdmittedAt(workload(g, queued))
 		g.Expect(err).To(gomega.HaveOccurred())
+		g.Expect(workload(g, running).ResourceVersion).To(gomega.Equal(runningVersion), "the running workload must not be rewritten over and over")
 	})
 
 	complete(t, running) // simulated: no Job controller in envtest

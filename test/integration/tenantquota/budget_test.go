@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -151,6 +152,9 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 		g.Expect(tq.Status.Ledger.DeletedWorkloads).To(gomega.BeEmpty())
 		want := gpuSeconds(16, tRun, clk.Now()) + gpuSeconds(8, tDone, doneEnd) + deleted
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(want))
+		g.Expect(gauge(g, "aifactory_tenant_gpu_seconds_used", name)).To(gomega.Equal(float64(want)))
+		g.Expect(gauge(g, "aifactory_tenant_budget_remaining_gpu_seconds", name)).To(gomega.Equal(float64(1000*3600 - want)))
+		g.Expect(gauge(g, "aifactory_tenant_admitted_gpus", name)).To(gomega.Equal(float64(16)))
 	})
 
 	// Into the next month: only the running job's first 90 seconds of it count.
@@ -163,6 +167,25 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 		g.Expect(tq.Status.Ledger.DeletedGPUSeconds).To(gomega.BeZero())
 		g.Expect(workload(g, running).Annotations).To(gomega.HaveKey(tenantquota.BaselineAnnotation))
 	})
+}
+
+// gauge reads a tenant's gauge from the operator's metrics registry.
+func gauge(g gomega.Gomega, name, tenant string) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(gomega.HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == tenant {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 func workloadOf(t *testing.T, job *batchv1.Job) *kueue.Workload {

@@ -10,7 +10,7 @@ CONTROLLER_GEN := $(AIFACTORY_BIN_DIR)/controller-gen
 GOLANGCI_LINT := $(AIFACTORY_BIN_DIR)/golangci-lint
 
 # Generated files; `make verify` regenerates them and fails on any difference.
-GENERATED := api config/crd config/rbac charts/aifactory-operator/crds
+GENERATED := api config/crd config/rbac config/webhook charts/aifactory-operator/crds
 
 .PHONY: help
 help: ## List the targets.
@@ -35,7 +35,7 @@ manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac) from the m
 	$(CONTROLLER_GEN) crd paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	go run ./hack/crdtrim config/crd/bases/aifactory.eu_trainingjobs.yaml
 	rm -f charts/aifactory-operator/crds/*.yaml && cp config/crd/bases/*.yaml charts/aifactory-operator/crds/
-	$(CONTROLLER_GEN) rbac:roleName=aifactory-operator-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=aifactory-operator-manager webhook paths=./controllers/... output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify
 verify: generate manifests ## Regenerate and fail if a generated file or go.mod differs from the commit.

@@ -61,7 +61,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := tq.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("tenantquota: %w", err)
 	}
-	if err := (&datasetmount.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
+	dsm := &datasetmount.Reconciler{Client: c, Config: cfg, Recorder: mgr.GetEventRecorder("datasetmount")}
+	if err := dsm.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("datasetmount: %w", err)
 	}
 	if err := (&trainingjob.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
@@ -70,16 +71,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	return nil
 }
 
-// CacheOptions scopes the manager's informers: Kueue queues and flavors to those the operator manages, and
-// nodes to GPU nodes (those with GPU Feature Discovery's product label).
+// CacheOptions scopes the manager's informers: Kueue queues and flavors, volumes, claims, Jobs and pods to those
+// the operator manages, and nodes to GPU nodes (those with GPU Feature Discovery's product label).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{aifv1.ManagedByLabel: aifv1.ManagedByValue})
 	gpuNodes, err := labels.Parse(gpuclass.ProductLabel)
 	utilruntime.Must(err)
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&kueuev1beta2.ClusterQueue{}:   {Label: managed},
-		&kueuev1beta2.LocalQueue{}:     {Label: managed},
-		&kueuev1beta2.ResourceFlavor{}: {Label: managed},
-		&corev1.Node{}:                 {Label: gpuNodes},
+		&kueuev1beta2.ClusterQueue{}:    {Label: managed},
+		&kueuev1beta2.LocalQueue{}:      {Label: managed},
+		&kueuev1beta2.ResourceFlavor{}:  {Label: managed},
+		&corev1.PersistentVolume{}:      {Label: managed},
+		&corev1.PersistentVolumeClaim{}: {Label: managed},
+		&corev1.Pod{}:                   {Label: managed},
+		&batchv1.Job{}:                  {Label: managed},
+		&corev1.Node{}:                  {Label: gpuNodes},
 	}}
 }

@@ -36,6 +36,8 @@ const (
 	ReasonInUse = "InUse"
 	// ReasonVerificationDisabled means spec.verification is None.
 	ReasonVerificationDisabled = "VerificationDisabled"
+	// ReasonVerificationPending means verification waits for the claim to be bound.
+	ReasonVerificationPending = "VerificationPending"
 	// ReasonVerificationRunning means the verification Job has not finished.
 	ReasonVerificationRunning = "VerificationRunning"
 	// ReasonVerificationSucceeded means the manifest digest is in status.manifest.

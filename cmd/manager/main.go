@@ -1,5 +1,6 @@
 // Command manager is the AI Factory Operator: it runs the TenantQuota, DatasetMount and TrainingJob
-// controllers and their admission webhooks.
+// controllers and their admission webhooks. "manager verify-dataset" computes a dataset's manifest digest in a
+// DatasetMount's verification Job.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers"
@@ -28,6 +30,9 @@ type options struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	webhookHost             string
+	webhookPort             int
+	webhookCertDir          string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -37,9 +42,19 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one of several replicas reconciles.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	fs.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook server listens on (default: all).")
+	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key of the webhook server (default: <temp>/k8s-webhook-server/serving-certs).")
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "verify-dataset" {
+		if err := verifyDataset(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "verify-dataset:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	o.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
@@ -85,6 +100,7 @@ func run(ctx context.Context, o options, restCfg *rest.Config) error {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "aifactory-operator.aifactory.eu",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
+		WebhookServer:           webhook.NewServer(webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

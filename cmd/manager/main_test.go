@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,13 +17,14 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
 // TestManagerStarts runs the manager as main does, against a real API server: it loads the shipped
 // configuration, wins leader election, serves health and metrics, and runs the three controllers.
 func TestManagerStarts(t *testing.T) {
-	env, err := framework.Start()
+	env, err := framework.Start(framework.WithWebhooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +37,9 @@ func TestManagerStarts(t *testing.T) {
 		probeAddr:               freeAddr(t),
 		leaderElect:             true,
 		leaderElectionNamespace: "default",
+		webhookHost:             env.WebhookServerOptions().Host,
+		webhookPort:             env.WebhookServerOptions().Port,
+		webhookCertDir:          env.WebhookServerOptions().CertDir,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -111,4 +117,34 @@ func freeAddr(t *testing.T) string {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
+}
+
+func TestVerifyDatasetWritesTheManifest(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.csv"), []byte("1,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	var out strings.Builder
+	if err := verifyDataset([]string{"--root=" + root, "--mode=Content", "--termination-log=" + termLog}, &out); err != nil {
+		t.Fatal(err)
+	}
+	logged, err := os.ReadFile(termLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res manifest.Result
+	if err := json.Unmarshal(logged, &res); err != nil {
+		t.Fatalf("termination log is not a manifest: %q", logged)
+	}
+	want, _ := manifest.Compute(root, manifest.Content)
+	if res.Digest != want.Digest || res.Files != 1 || res.Bytes != 4 || strings.TrimSpace(out.String()) != string(logged) {
+		t.Fatalf("got %+v (stdout %q), want digest %s", res, out.String(), want.Digest)
+	}
+	if err := verifyDataset([]string{"--root=" + filepath.Join(root, "missing"), "--termination-log=" + termLog}, &out); err == nil {
+		t.Fatal("a missing dataset must fail")
+	}
+	if logged, _ := os.ReadFile(termLog); !strings.Contains(string(logged), "missing") {
+		t.Fatalf("the failure should be in the termination log: %q", logged)
+	}
 }

@@ -64,7 +64,7 @@ func (o *Observed) Draining(tq *aifv1.TenantQuota) map[string]int32 {
 func Conflicts(tq *aifv1.TenantQuota, all []aifv1.TenantQuota) map[string]string {
 	out := map[string]string{}
 	for _, other := range all {
-		if other.Name == tq.Name || !older(&other, tq) {
+		if other.Name == tq.Name || !Older(&other, tq) {
 			continue
 		}
 		for _, ns := range other.Spec.Namespaces {
@@ -78,7 +78,8 @@ func Conflicts(tq *aifv1.TenantQuota, all []aifv1.TenantQuota) map[string]string
 	return out
 }
 
-func older(a, b *aifv1.TenantQuota) bool {
+// Older orders tenants by creation time, then name: of two tenants listing one namespace, the older owns it.
+func Older(a, b *aifv1.TenantQuota) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}

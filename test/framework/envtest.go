@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/aifactory-eu/aifactory-operator/controllers"
 )
@@ -60,8 +61,19 @@ func KueueCRDDir() (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "config", "components", "crd", "bases"), nil
 }
 
+// Option changes how the test API server is set up.
+type Option func(*envtest.Environment)
+
+// WithWebhooks registers the operator's admission webhooks (config/webhook) by URL on 127.0.0.1, with
+// envtest's own serving certificate. The operator must then run (StartOperator) for those kinds to be writable.
+func WithWebhooks() Option {
+	return func(te *envtest.Environment) {
+		te.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(RepoRoot(), "config", "webhook")}}
+	}
+}
+
 // Start starts etcd and kube-apiserver and installs the CRDs. Call Stop when done.
-func Start() (*Env, error) {
+func Start(opts ...Option) (*Env, error) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(logLevel())))
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make unit`, or export " +
@@ -76,6 +88,9 @@ func Start() (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                controllers.NewScheme(),
 	}
+	for _, o := range opts {
+		o(te)
+	}
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest: %w", err)
@@ -86,6 +101,12 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("creating a client: %w", err)
 	}
 	return &Env{testEnv: te, Config: cfg, Client: client.WithFieldValidation(c, metav1.FieldValidationStrict)}, nil
+}
+
+// WebhookServerOptions is where the operator's webhook server must listen for the registered webhooks.
+func (e *Env) WebhookServerOptions() webhook.Options {
+	w := e.testEnv.WebhookInstallOptions
+	return webhook.Options{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir}
 }
 
 // Stop stops the API server and etcd.

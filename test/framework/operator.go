@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers"
@@ -32,6 +33,7 @@ func (e *Env) StartOperator(cfg *configv1.Configuration, clk clock.PassiveClock)
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		WebhookServer:          webhook.NewServer(e.WebhookServerOptions()),
 		// A test may run several managers one after the other in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -101,7 +101,7 @@ func (w *walker) entry(p string, e fs.DirEntry) error {
 	q := strconv.Quote(p)
 	switch t := e.Type(); {
 	case t.IsDir():
-		fmt.Fprintf(w.sum, "d %s\n", q)
+		w.line("d %s\n", q)
 		return w.dir(p)
 	case t&fs.ModeSymlink != 0:
 		target, err := fs.ReadLink(w.fsys, p)
@@ -109,7 +109,7 @@ func (w *walker) entry(p string, e fs.DirEntry) error {
 			return fmt.Errorf("reading link %s: %w", p, err)
 		}
 		w.files++
-		fmt.Fprintf(w.sum, "l %s %s\n", q, strconv.Quote(target))
+		w.line("l %s %s\n", q, strconv.Quote(target))
 		return nil
 	case t.IsRegular():
 		info, err := e.Info()
@@ -119,20 +119,25 @@ func (w *walker) entry(p string, e fs.DirEntry) error {
 		w.files++
 		w.bytes += info.Size()
 		if w.mode == Metadata {
-			fmt.Fprintf(w.sum, "f %s %d %d\n", q, info.Size(), info.ModTime().UnixNano())
+			w.line("f %s %d %d\n", q, info.Size(), info.ModTime().UnixNano())
 			return nil
 		}
 		digest, err := w.content(p)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w.sum, "f %s %d %s\n", q, info.Size(), digest)
+		w.line("f %s %d %s\n", q, info.Size(), digest)
 		return nil
 	default:
 		w.files++
-		fmt.Fprintf(w.sum, "o %s %s\n", q, t.String())
+		w.line("o %s %s\n", q, t.String())
 		return nil
 	}
+}
+
+// line adds one line to the listing; writes to a hash never fail.
+func (w *walker) line(format string, args ...any) {
+	_, _ = fmt.Fprintf(w.sum, format, args...)
 }
 
 func (w *walker) content(p string) (string, error) {

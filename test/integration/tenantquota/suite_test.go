@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	if env, err = framework.Start(); err != nil {
+	if env, err = framework.Start(framework.WithWebhooks()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

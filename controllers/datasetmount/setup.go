@@ -1,0 +1,100 @@
+package datasetmount
+
+import (
+	"context"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+)
+
+// TrainingJobDatasetIndex indexes TrainingJobs by the DatasetMounts they mount (datasets and checkpoint).
+const TrainingJobDatasetIndex = "spec.datasetMounts"
+
+// SetupWithManager registers the index, the controller and the admission webhook.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &aifv1.TrainingJob{}, TrainingJobDatasetIndex, func(o client.Object) []string {
+		return DatasetsOf(o.(*aifv1.TrainingJob))
+	}); err != nil {
+		return fmt.Errorf("indexing training jobs by dataset: %w", err)
+	}
+	err := ctrl.NewControllerManagedBy(mgr).Named("datasetmount").
+		For(&aifv1.DatasetMount{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&batchv1.Job{}).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(volumeOwner)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.verificationPodOwner)).
+		Watches(&aifv1.TrainingJob{}, handler.EnqueueRequestsFromMapFunc(datasetsOfJob)).
+		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(r.datasetsOfTenant)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the datasetmount controller: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &aifv1.DatasetMount{}).WithValidator(&Validator{Reader: mgr.GetClient(), Config: r.Config}).Complete(); err != nil {
+		return fmt.Errorf("setting up the datasetmount webhook: %w", err)
+	}
+	return nil
+}
+
+func volumeOwner(_ context.Context, o client.Object) []reconcile.Request {
+	ns, name := o.GetAnnotations()[NamespaceAnnotation], o.GetAnnotations()[NameAnnotation]
+	if ns == "" || name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+}
+
+// verificationPodOwner maps a verification pod to its DatasetMount through the pod's Job.
+func (r *Reconciler) verificationPodOwner(ctx context.Context, o client.Object) []reconcile.Request {
+	jobName := o.GetLabels()[batchv1.JobNameLabel]
+	if jobName == "" {
+		return nil
+	}
+	job := &batchv1.Job{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: jobName}, job); err != nil {
+		return nil
+	}
+	if ref := metav1.GetControllerOf(job); ref != nil && ref.Kind == "DatasetMount" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: job.Namespace, Name: ref.Name}}}
+	}
+	return nil
+}
+
+func datasetsOfJob(_ context.Context, o client.Object) []reconcile.Request {
+	tj, ok := o.(*aifv1.TrainingJob)
+	if !ok {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, name := range DatasetsOf(tj) {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: tj.Namespace, Name: name}})
+	}
+	return out
+}
+
+// datasetsOfTenant re-checks the DatasetMounts of a tenant's namespaces when its roots or classes change.
+func (r *Reconciler) datasetsOfTenant(ctx context.Context, o client.Object) []reconcile.Request {
+	tq, ok := o.(*aifv1.TenantQuota)
+	if !ok {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ns := range tq.Spec.Namespaces {
+		var list aifv1.DatasetMountList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			continue
+		}
+		for _, d := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
+		}
+	}
+	return out
+}

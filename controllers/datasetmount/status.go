@@ -1,0 +1,87 @@
+package datasetmount
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+)
+
+// ComputeStatus derives a DatasetMount's status from what one pass observed. It starts from the old status so
+// that condition transition times and an earlier manifest survive.
+func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountStatus {
+	st := *dsm.Status.DeepCopy()
+	st.ObservedGeneration = dsm.Generation
+	if len(obs.invalid) == 0 {
+		st.VolumeName, st.ClaimName = VolumeName(dsm), ClaimName(dsm)
+		st.SubPath = SubPath(dsm, obs.fs)
+	}
+	ready := readyCondition(dsm, obs)
+	ready.ObservedGeneration = dsm.Generation
+	apimeta.SetStatusCondition(&st.Conditions, ready)
+	if v, ok := verifiedCondition(dsm, obs); ok {
+		v.ObservedGeneration = dsm.Generation
+		apimeta.SetStatusCondition(&st.Conditions, v)
+	}
+	if r := obs.verify.result; r != nil {
+		st.Manifest = &aifv1.Manifest{Digest: r.Digest, Files: r.Files, Bytes: r.Bytes,
+			Mode: aifv1.VerificationMode(r.Mode), VerifiedAt: metav1.NewTime(r.VerifiedAt)}
+	}
+	return st
+}
+
+func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
+	c := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse}
+	switch {
+	case obs.noTenant:
+		c.Reason, c.Message = aifv1.ReasonNoTenant, obs.invalid.ToAggregate().Error()
+	case hasField(obs.invalid, "spec.filesystem"):
+		c.Reason, c.Message = aifv1.ReasonFilesystemUnknown, obs.invalid.ToAggregate().Error()
+	case len(obs.invalid) > 0:
+		c.Reason, c.Message = aifv1.ReasonNotPermitted, obs.invalid.ToAggregate().Error()
+	case obs.claim == nil || obs.claim.Status.Phase != corev1.ClaimBound:
+		c.Reason = aifv1.ReasonClaimPending
+		c.Message = fmt.Sprintf("claim %s waits to be bound to volume %s", ClaimName(dsm), VolumeName(dsm))
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, aifv1.ReasonClaimBound
+		c.Message = fmt.Sprintf("claim %s is bound to volume %s (%s)", ClaimName(dsm), VolumeName(dsm), dsm.Spec.Access)
+	}
+	return c
+}
+
+// verifiedCondition returns the Verified condition, or false to keep the one in status (verification of this
+// generation already finished).
+func verifiedCondition(dsm *aifv1.DatasetMount, obs *observed) (metav1.Condition, bool) {
+	c := metav1.Condition{Type: aifv1.ConditionVerified, Status: metav1.ConditionFalse}
+	v := obs.verify
+	switch {
+	case dsm.Spec.Verification == aifv1.VerificationNone:
+		c.Reason, c.Message = aifv1.ReasonVerificationDisabled, "spec.verification is None"
+	case v.result != nil:
+		c.Status, c.Reason = metav1.ConditionTrue, aifv1.ReasonVerificationSucceeded
+		c.Message = fmt.Sprintf("%s digest %s over %d files, %d bytes", v.result.Mode, v.result.Digest, v.result.Files, v.result.Bytes)
+	case v.failure != "":
+		c.Reason, c.Message = aifv1.ReasonVerificationFailed, v.failure
+	case v.running:
+		c.Reason, c.Message = aifv1.ReasonVerificationRunning, fmt.Sprintf("job %s computes the %s digest", VerificationJobName(dsm), dsm.Spec.Verification)
+	case verifiedNow(dsm):
+		return c, false
+	default:
+		c.Reason, c.Message = aifv1.ReasonVerificationPending, "verification starts once the claim is bound"
+	}
+	return c, true
+}
+
+func hasField(errs field.ErrorList, f string) bool {
+	for _, e := range errs {
+		if strings.HasPrefix(e.Field, f) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package datasetmount
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
+)
+
+// DefaultClassifications are the data classes of a tenant that lists none.
+var DefaultClassifications = []aifv1.DataClassification{aifv1.ClassificationPublic, aifv1.ClassificationInternal}
+
+// ValidateDatasetMount checks what the schema cannot: that the namespace belongs to a tenant, the filesystem
+// is configured, the path lies under one of the tenant's storage roots on that filesystem, ReadWrite access has
+// a ReadWrite root, and the tenant may use the data class. tenant is nil when no TenantQuota lists the namespace.
+func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cfg *configv1.Configuration) field.ErrorList {
+	spec := field.NewPath("spec")
+	if tenant == nil {
+		return field.ErrorList{field.Forbidden(field.NewPath("metadata", "namespace"),
+			fmt.Sprintf("namespace %s belongs to no TenantQuota; datasets can only be declared in a tenant's namespaces", dsm.Namespace))}
+	}
+	var errs field.ErrorList
+	if !slices.ContainsFunc(cfg.Filesystems, func(f configv1.Filesystem) bool { return f.Name == dsm.Spec.Filesystem }) {
+		errs = append(errs, field.NotSupported(spec.Child("filesystem"), dsm.Spec.Filesystem, filesystemNames(cfg)))
+	}
+	p := dsm.Spec.Path
+	if !configv1.IsCleanAbsolutePath(p) {
+		errs = append(errs, field.Invalid(spec.Child("path"), p, "must be an absolute, clean path"))
+		return errs
+	}
+	roots := rootsOn(tenant, dsm.Spec.Filesystem)
+	var under []aifv1.StorageRoot
+	for _, r := range roots {
+		if Within(p, r.Path) {
+			under = append(under, r)
+		}
+	}
+	switch {
+	case len(under) == 0:
+		errs = append(errs, field.Forbidden(spec.Child("path"), fmt.Sprintf("%s is not under a storage root of tenant %s on filesystem %s (roots: %s)",
+			p, tenant.Name, dsm.Spec.Filesystem, describeRoots(roots))))
+	case dsm.Spec.Access == aifv1.ReadWrite && !slices.ContainsFunc(under, func(r aifv1.StorageRoot) bool { return r.Access == aifv1.ReadWrite }):
+		errs = append(errs, field.Forbidden(spec.Child("access"), fmt.Sprintf("ReadWrite needs a ReadWrite storage root; %s is only under read-only roots of tenant %s", p, tenant.Name)))
+	}
+	allowed := tenant.Spec.DataClassifications
+	if len(allowed) == 0 {
+		allowed = DefaultClassifications
+	}
+	if !slices.Contains(allowed, dsm.Spec.Classification) {
+		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("tenant %s may use %s data only", tenant.Name, joinClasses(allowed))))
+	}
+	return errs
+}
+
+// Within reports whether the clean absolute path p is root or lies below it: /medai admits /medai/x but not
+// /medai-other.
+func Within(p, root string) bool {
+	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
+}
+
+func rootsOn(tq *aifv1.TenantQuota, fs string) []aifv1.StorageRoot {
+	var out []aifv1.StorageRoot
+	for _, r := range tq.Spec.Storage {
+		if r.Filesystem == fs {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func describeRoots(roots []aifv1.StorageRoot) string {
+	if len(roots) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(roots))
+	for _, r := range roots {
+		parts = append(parts, fmt.Sprintf("%s %s", r.Path, r.Access))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func filesystemNames(cfg *configv1.Configuration) []string {
+	out := make([]string, 0, len(cfg.Filesystems))
+	for _, f := range cfg.Filesystems {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+func joinClasses(cs []aifv1.DataClassification) string {
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, string(c))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TenantOf returns the TenantQuota that lists the namespace, nil if none does. When several do, the oldest
+// one owns it, as for the tenant's queues.
+func TenantOf(ctx context.Context, c client.Reader, namespace string) (*aifv1.TenantQuota, error) {
+	var list aifv1.TenantQuotaList
+	if err := c.List(ctx, &list, client.MatchingFields{tenantquota.NamespaceIndex: namespace}); err != nil {
+		return nil, fmt.Errorf("finding the tenant of namespace %s: %w", namespace, err)
+	}
+	var owner *aifv1.TenantQuota
+	for i := range list.Items {
+		tq := &list.Items[i]
+		if tq.DeletionTimestamp == nil && (owner == nil || tenantquota.Older(tq, owner)) {
+			owner = tq
+		}
+	}
+	return owner, nil
+}
+
+// +kubebuilder:webhook:path=/validate-aifactory-eu-v1alpha1-datasetmount,mutating=false,failurePolicy=fail,sideEffects=None,groups=aifactory.eu,resources=datasetmounts,verbs=create;update,versions=v1alpha1,name=vdatasetmount.aifactory.eu,admissionReviewVersions=v1
+
+// Validator is the DatasetMount admission webhook.
+type Validator struct {
+	Reader client.Reader
+	Config *configv1.Configuration
+}
+
+var _ admission.Validator[*aifv1.DatasetMount] = &Validator{}
+
+// ValidateCreate checks a new DatasetMount.
+func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount) (admission.Warnings, error) {
+	return nil, v.validate(ctx, dsm)
+}
+
+// ValidateUpdate checks a changed DatasetMount; the schema already keeps filesystem, path and access fixed.
+func (v *Validator) ValidateUpdate(ctx context.Context, _, dsm *aifv1.DatasetMount) (admission.Warnings, error) {
+	if dsm.DeletionTimestamp != nil {
+		return nil, nil // finalizers must be removable whatever the tenant's roots say now
+	}
+	return nil, v.validate(ctx, dsm)
+}
+
+// ValidateDelete allows every deletion; the in-use finalizer protects datasets that jobs still use.
+func (v *Validator) ValidateDelete(context.Context, *aifv1.DatasetMount) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *Validator) validate(ctx context.Context, dsm *aifv1.DatasetMount) error {
+	tenant, err := TenantOf(ctx, v.Reader, dsm.Namespace)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	if errs := ValidateDatasetMount(dsm, tenant, v.Config); len(errs) > 0 {
+		return apierrors.NewInvalid(aifv1.GroupVersion.WithKind("DatasetMount").GroupKind(), dsm.Name, errs)
+	}
+	return nil
+}

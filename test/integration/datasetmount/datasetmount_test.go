@@ -1,0 +1,332 @@
+package datasetmount
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
+	"github.com/aifactory-eu/aifactory-operator/test/builders"
+)
+
+func TestVolumesForEachFilesystemKind(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name, fs, path string
+		access         aifv1.Access
+		check          func(g gomega.Gomega, pv *corev1.PersistentVolume)
+		subPath        string
+	}{
+		{"lustre", fsDatasets, "/medai/chest-xray/v3", aifv1.ReadOnly, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
+			g.Expect(pv.Spec.CSI.Driver).To(gomega.Equal("lustre.csi.hpe.com"))
+			g.Expect(pv.Spec.CSI.VolumeHandle).To(gomega.Equal("mgs01@o2ib:/datasets/medai/chest-xray/v3"))
+			g.Expect(pv.Spec.CSI.ReadOnly).To(gomega.BeTrue())
+			g.Expect(pv.Spec.MountOptions).To(gomega.Equal([]string{"flock"}))
+		}, ""},
+		{"gpfs", fsGPFS, "/medai/genomes", aifv1.ReadOnly, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
+			g.Expect(pv.Spec.CSI.Driver).To(gomega.Equal("spectrumscale.csi.ibm.com"))
+			g.Expect(pv.Spec.CSI.VolumeHandle).To(gomega.Equal("0;0;7118073361626808055;09000B0A:5E8C3BE4;;;/ibm/projects/medai/genomes"))
+		}, ""},
+		{"beegfs", fsBeeGFS, "/medai/ecg", aifv1.ReadOnly, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
+			g.Expect(pv.Spec.CSI.Driver).To(gomega.Equal("beegfs.csi.netapp.com"))
+			g.Expect(pv.Spec.CSI.VolumeHandle).To(gomega.Equal("beegfs://mgmtd.example.eu/data/medai/ecg"))
+		}, ""},
+		{"whole", fsWhole, "/medai/mri", aifv1.ReadOnly, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
+			g.Expect(pv.Spec.CSI.VolumeHandle).To(gomega.Equal("lustre-whole"))
+			g.Expect(pv.Spec.CSI.VolumeAttributes).To(gomega.Equal(map[string]string{"fs": "lustre-whole"}))
+		}, "medai/mri"},
+		{"hostpath-rw", fsScratch, "/medai/checkpoints", aifv1.ReadWrite, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
+			g.Expect(pv.Spec.CSI).To(gomega.BeNil())
+			g.Expect(pv.Spec.HostPath.Path).To(gomega.Equal("/lustre/scratch/medai/checkpoints"))
+			g.Expect(*pv.Spec.HostPath.Type).To(gomega.Equal(corev1.HostPathDirectory))
+		}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := builders.DatasetMount(ns, "kind-"+tc.name, tc.path).Filesystem(tc.fs).Access(tc.access).Obj()
+			create(t, d)
+			mode := corev1.ReadOnlyMany
+			if tc.access == aifv1.ReadWrite {
+				mode = corev1.ReadWriteMany
+			}
+			eventually(t, func(g gomega.Gomega) {
+				pv := &corev1.PersistentVolume{}
+				g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+				g.Expect(pv.Spec.PersistentVolumeReclaimPolicy).To(gomega.Equal(corev1.PersistentVolumeReclaimRetain))
+				g.Expect(pv.Spec.AccessModes).To(gomega.Equal([]corev1.PersistentVolumeAccessMode{mode}))
+				g.Expect(pv.Spec.ClaimRef.Name).To(gomega.Equal(datasetmount.ClaimName(d)))
+				g.Expect(pv.Spec.ClaimRef.Namespace).To(gomega.Equal(ns))
+				g.Expect(pv.Spec.StorageClassName).To(gomega.BeEmpty())
+				tc.check(g, pv)
+				pvc := &corev1.PersistentVolumeClaim{}
+				g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, pvc)).To(gomega.Succeed())
+				g.Expect(pvc.Spec.VolumeName).To(gomega.Equal(pv.Name))
+				g.Expect(pvc.Spec.AccessModes).To(gomega.Equal([]corev1.PersistentVolumeAccessMode{mode}))
+				g.Expect(*pvc.Spec.StorageClassName).To(gomega.BeEmpty())
+				st := dsm(g, d.Name).Status
+				g.Expect(condition(st.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonClaimPending))
+				g.Expect(st.SubPath).To(gomega.Equal(tc.subPath))
+			})
+			bind(t, d)
+			eventually(t, func(g gomega.Gomega) {
+				ready := condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionReady)
+				g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionTrue))
+				g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonClaimBound))
+			})
+		})
+	}
+}
+
+// Paths and specs that must never reach a volume: each is refused at admission, by the schema or the webhook,
+// with a message naming the field.
+func TestAttacksAreRefusedAtAdmission(t *testing.T) {
+	ctx := context.Background()
+	d := func(path string) *builders.DatasetMountBuilder { return builders.DatasetMount(ns, "attack", path) }
+	in := func(namespace string, b *builders.DatasetMountBuilder) client.Object {
+		o := b.Obj()
+		o.Namespace = namespace
+		return o
+	}
+	crossNS := builders.TrainingJob(ns, "cross").Dataset("gridlab/imagenet", "/data").Obj()
+	escapingCkpt := builders.TrainingJob(ns, "ckpt").Checkpoint("../medai-ckpt", "/ckpt").Obj()
+	cases := []struct {
+		name   string
+		obj    client.Object
+		field  string
+		reason string
+	}{
+		{"traversal", d("/medai/../gridlab/imagenet").Obj(), "spec.path", "'..'"},
+		{"traversal at the end", d("/medai/x/..").Obj(), "spec.path", "'..'"},
+		{"dot segment", d("/medai/./x").Obj(), "spec.path", "'..'"},
+		{"double slash", d("//medai/x").Obj(), "spec.path", "should match"},
+		{"trailing slash", d("/medai/x/").Obj(), "spec.path", "should match"},
+		{"relative path", d("medai/x").Obj(), "spec.path", "should match"},
+		{"NUL byte", d("/medai/x\x00/../../etc").Obj(), "spec.path", "should match"},
+		{"percent-encoded dots", d("/medai/%2e%2e/gridlab").Obj(), "spec.path", "should match"},
+		{"percent-encoded slash", d("/medai%2f..%2fgridlab").Obj(), "spec.path", "should match"},
+		{"sibling prefix", d("/medai-other/x").Obj(), "spec.path", "not under a storage root"},
+		{"longer name with the same prefix", d("/medaix").Obj(), "spec.path", "not under a storage root"},
+		{"look-alike slash", d("/medai\u2215x").Obj(), "spec.path", "not under a storage root"},
+		{"filesystem root", d("/").Obj(), "spec.path", "not under a storage root"},
+		{"other tenant's root", d("/gridlab/imagenet").Obj(), "spec.path", "not under a storage root"},
+		{"root on another filesystem", d("/medai/x").Filesystem(fsScratch).Access(aifv1.ReadOnly).Obj(), "", ""}, // allowed: RW root admits RO
+		{"other tenant reaching into ours", in(otherNS, d("/medai/x")), "spec.path", "not under a storage root of tenant gridlab"},
+		{"no root on that filesystem", in(otherNS, d("/gridlab/x").Filesystem(fsBeeGFS)), "spec.path", "roots: none"},
+		{"ReadWrite under a read-only root", d("/medai/x").Access(aifv1.ReadWrite).Obj(), "spec.access", "needs a ReadWrite storage root"},
+		{"classification not granted", d("/medai/x").Classification(aifv1.ClassificationPersonal).Obj(), "spec.classification", "may use public, internal, health"},
+		{"unknown classification", d("/medai/x").Classification("secret").Obj(), "spec.classification", "Unsupported value"},
+		{"unknown filesystem", d("/medai/x").Filesystem("nfs-home").Obj(), "spec.filesystem", "Unsupported value"},
+		{"namespace of no tenant", in("no-tenant", d("/medai/x")), "metadata.namespace", "belongs to no TenantQuota"},
+		{"cross-namespace dataset reference", crossNS, "spec.datasets[0].name", "should match"},
+		{"checkpoint reference with a path", escapingCkpt, "spec.checkpoint.datasetMount", "should match"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Create(ctx, tc.obj)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("a legitimate dataset was refused: %v", err)
+				}
+				_ = c.Delete(ctx, tc.obj)
+				return
+			}
+			if err == nil {
+				_ = c.Delete(ctx, tc.obj)
+				t.Fatalf("admitted; want a refusal naming %s", tc.field)
+			}
+			t.Log(err)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("want Invalid naming %s with %q, got: %v", tc.field, tc.reason, err)
+			}
+		})
+	}
+
+	// Swapping the data under an existing DatasetMount is refused too.
+	existing := builders.DatasetMount(ns, "fixed", "/medai/fixed").Obj()
+	create(t, existing)
+	for field, change := range map[string]func(*aifv1.DatasetMount){
+		"spec.path":       func(d *aifv1.DatasetMount) { d.Spec.Path = "/medai/other" },
+		"spec.filesystem": func(d *aifv1.DatasetMount) { d.Spec.Filesystem = fsGPFS },
+		"spec.access":     func(d *aifv1.DatasetMount) { d.Spec.Access = aifv1.ReadWrite },
+	} {
+		var err error
+		eventually(t, func(g gomega.Gomega) { // retried while the operator updates the object at the same time
+			obj := dsm(g, "fixed")
+			change(obj)
+			err = c.Update(ctx, obj)
+			g.Expect(apierrors.IsConflict(err)).To(gomega.BeFalse())
+		})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), field) {
+			t.Errorf("changing %s: want Invalid naming it, got %v", field, err)
+		}
+	}
+}
+
+// A DatasetMount that an unfinished TrainingJob uses keeps its in-use finalizer; deletion waits, says by whom,
+// and goes on by itself when the job finishes, removing the claim and the volume object but never the data
+// (reclaim policy Retain).
+func TestInUseProtection(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "protected", "/medai/protected").Obj()
+	create(t, d)
+	bind(t, d)
+	tj := builders.TrainingJob(ns, "reader").Dataset("protected", "/data").Obj()
+	if err := c.Create(ctx, tj); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(dsm(g, "protected").Finalizers).To(gomega.ContainElements(aifv1.InUseFinalizer, aifv1.CleanupFinalizer))
+	})
+	if err := c.Delete(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func(g gomega.Gomega) {
+		ready := condition(dsm(g, "protected").Status.Conditions, aifv1.ConditionReady)
+		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonInUse))
+		g.Expect(ready.Message).To(gomega.ContainSubstring("reader"))
+	})
+	consistently(t, func(g gomega.Gomega) {
+		g.Expect(dsm(g, "protected").DeletionTimestamp).NotTo(gomega.BeNil())
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
+	})
+
+	// The job finishes (its controller would write this status).
+	tj.Status.Phase = aifv1.PhaseSucceeded
+	if err := c.Status().Update(ctx, tj); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
+	})
+	unprotect(t, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: datasetmount.VolumeName(d)}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d)}})
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}))).To(gomega.BeTrue())
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
+	})
+}
+
+// Children deleted by hand come back; a DatasetMount deleted before its claim binds leaves nothing behind.
+func TestDeletionOrders(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "orders", "/medai/orders").Obj()
+	create(t, d)
+	var claimUID, volumeUID string
+	eventually(t, func(g gomega.Gomega) {
+		pvc, pv := &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, pvc)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+		claimUID, volumeUID = string(pvc.UID), string(pv.UID)
+	})
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d)}}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: datasetmount.VolumeName(d)}}
+	for _, o := range []client.Object{pvc, pv} {
+		if err := c.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unprotect(t, pvc, pv)
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(pv), pv)).To(gomega.Succeed())
+		g.Expect(string(pvc.UID)).NotTo(gomega.Equal(claimUID))
+		g.Expect(string(pv.UID)).NotTo(gomega.Equal(volumeUID))
+	})
+	if err := c.Delete(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
+	})
+	unprotect(t, pvc, pv)
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
+	})
+}
+
+// Verification end to end: the operator starts a restricted, read-only Job running its own binary; the pod's
+// termination message (written here as the kubelet would, from the real walker run on a real folder) becomes the
+// DatasetMount's manifest.
+func TestVerificationResultReachesStatus(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "verified", "/medai/verified").Verification(aifv1.VerificationContent).Obj()
+	create(t, d)
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionVerified).Reason).To(gomega.Equal(aifv1.ReasonVerificationPending))
+	})
+	bind(t, d)
+	job := &batchv1.Job{}
+	eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
+	})
+	pod := job.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	if ctr.Image != image || ctr.Args[0] != "verify-dataset" || !ctr.VolumeMounts[0].ReadOnly || !pod.Volumes[0].PersistentVolumeClaim.ReadOnly ||
+		!*pod.SecurityContext.RunAsNonRoot || *ctr.SecurityContext.AllowPrivilegeEscalation || ctr.SecurityContext.Capabilities.Drop[0] != "ALL" ||
+		pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || !*ctr.SecurityContext.ReadOnlyRootFilesystem {
+		t.Fatalf("verification pod is not restricted and read-only: %+v", pod)
+	}
+
+	// The dataset, on a real folder, and its manifest from the real walker.
+	root := t.TempDir()
+	for name, content := range map[string]string{"a.dcm": "scan a", "b/c.dcm": "scan c"} {
+		_ = os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := manifest.Compute(root, manifest.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := json.Marshal(res)
+
+	// What the Job controller and the kubelet would do (neither runs in envtest): a finished pod with the
+	// container's termination message, and the Job marked complete.
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: job.Name + "-x", Labels: map[string]string{
+		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue}}, Spec: *pod.DeepCopy()}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodSucceeded
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "verify", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: string(msg)}}}}
+	if err := c.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	job.Status.StartTime = &now
+	job.Status.CompletionTime = &now
+	job.Status.Succeeded = 1
+	job.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}
+	job.Status.Ready, job.Status.Terminating = ptr.To[int32](0), ptr.To[int32](0)
+	if err := c.Status().Update(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func(g gomega.Gomega) {
+		st := dsm(g, d.Name).Status
+		g.Expect(condition(st.Conditions, aifv1.ConditionVerified).Status).To(gomega.Equal(metav1.ConditionTrue))
+		g.Expect(st.Manifest).NotTo(gomega.BeNil())
+		g.Expect(st.Manifest.Digest).To(gomega.Equal(res.Digest))
+		g.Expect(st.Manifest.Files).To(gomega.Equal(int64(2)))
+		g.Expect(st.Manifest.Bytes).To(gomega.Equal(int64(12)))
+		g.Expect(st.Manifest.Mode).To(gomega.Equal(aifv1.VerificationContent))
+	})
+}

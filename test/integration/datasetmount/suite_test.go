@@ -1,0 +1,169 @@
+// Package datasetmount tests the DatasetMount controller and webhook on a real kube-apiserver and etcd, with
+// the webhook registered by URL on 127.0.0.1. envtest runs no PersistentVolume binder, Job controller or
+// kubelet, and there is no parallel filesystem: where a test needs a claim bound or a verification pod
+// finished, it writes that status itself and says so.
+package datasetmount
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/test/builders"
+	"github.com/aifactory-eu/aifactory-operator/test/framework"
+)
+
+const (
+	ns         = "medai-dev"
+	otherNS    = "gridlab"
+	image      = "registry.example.eu/aifactory-operator:test"
+	fsGPFS     = "gpfs-projects"
+	fsBeeGFS   = "beegfs-data"
+	fsWhole    = "lustre-whole"
+	fsDatasets = builders.FilesystemData
+	fsScratch  = builders.FilesystemScratch
+)
+
+var (
+	env *framework.Env
+	c   client.Client
+)
+
+// config has one filesystem of each kind the operator supports, with the handle formats of the CSI drivers'
+// static provisioning (see docs/datasets.md).
+func config() *configv1.Configuration {
+	return &configv1.Configuration{
+		TypeMeta: metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
+		Filesystems: []configv1.Filesystem{
+			{Name: fsDatasets, Type: "Lustre", CSI: &configv1.CSIFilesystem{Driver: "lustre.csi.hpe.com",
+				VolumeHandle: "mgs01@o2ib:/datasets{path}", MountOptions: []string{"flock"}}},
+			{Name: fsGPFS, Type: "GPFS", CSI: &configv1.CSIFilesystem{Driver: "spectrumscale.csi.ibm.com",
+				VolumeHandle: "0;0;7118073361626808055;09000B0A:5E8C3BE4;;;/ibm/projects{path}"}},
+			{Name: fsBeeGFS, Type: "BeeGFS", CSI: &configv1.CSIFilesystem{Driver: "beegfs.csi.netapp.com",
+				VolumeHandle: "beegfs://mgmtd.example.eu/data{path}"}},
+			{Name: fsWhole, Type: "Lustre", CSI: &configv1.CSIFilesystem{Driver: "lustre.csi.example.eu",
+				VolumeHandle: "lustre-whole", WholeFilesystem: true, VolumeAttributes: map[string]string{"fs": "lustre-whole"}}},
+			{Name: fsScratch, Type: "Lustre", HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},
+		},
+		Verification: configv1.Verification{Image: image},
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	var err error
+	if env, err = framework.Start(framework.WithWebhooks()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	c = env.Client
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, ns, otherNS, "no-tenant"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	op, err := env.StartOperator(config(), testingclock.NewFakeClock(time.Now()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = op.Stop() }()
+	tenants := []*aifv1.TenantQuota{
+		builders.TenantQuota("medai").Namespaces(ns).
+			Storage(fsDatasets, "/medai", aifv1.ReadOnly).Storage(fsScratch, "/medai", aifv1.ReadWrite).
+			Storage(fsGPFS, "/medai", aifv1.ReadOnly).Storage(fsBeeGFS, "/medai", aifv1.ReadOnly).Storage(fsWhole, "/medai", aifv1.ReadOnly).
+			Classifications(aifv1.ClassificationPublic, aifv1.ClassificationInternal, aifv1.ClassificationHealth).Obj(),
+		builders.TenantQuota(otherNS).Storage(fsDatasets, "/gridlab", aifv1.ReadOnly).Obj(),
+	}
+	for _, tq := range tenants {
+		if err := c.Create(ctx, tq); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+func eventually(t *testing.T, check func(g gomega.Gomega)) {
+	t.Helper()
+	gomega.NewWithT(t).Eventually(check).WithTimeout(framework.Timeout).WithPolling(framework.Interval).Should(gomega.Succeed())
+}
+
+func consistently(t *testing.T, check func(g gomega.Gomega)) {
+	t.Helper()
+	gomega.NewWithT(t).Consistently(check).WithTimeout(3 * time.Second).WithPolling(framework.Interval).Should(gomega.Succeed())
+}
+
+// create creates the object through the webhook; the webhook needs the operator's cache to have seen the
+// tenants, so a refusal for want of a tenant is retried for a while.
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(context.Background(), obj)).To(gomega.Succeed()) })
+}
+
+func dsm(g gomega.Gomega, name string) *aifv1.DatasetMount {
+	d := &aifv1.DatasetMount{}
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(gomega.Succeed())
+	return d
+}
+
+func condition(conds []metav1.Condition, t string) metav1.Condition {
+	for _, cond := range conds {
+		if cond.Type == t {
+			return cond
+		}
+	}
+	return metav1.Condition{}
+}
+
+// bind marks the dataset's volume and claim bound, as the PersistentVolume controller would (not running in
+// envtest).
+func bind(t *testing.T, d *aifv1.DatasetMount) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, func(g gomega.Gomega) {
+		pv := &corev1.PersistentVolume{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+		pv.Status.Phase = corev1.VolumeBound
+		g.Expect(c.Status().Update(ctx, pv)).To(gomega.Succeed())
+		pvc := &corev1.PersistentVolumeClaim{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: datasetmount.ClaimName(d)}, pvc)).To(gomega.Succeed())
+		pvc.Status.Phase = corev1.ClaimBound
+		g.Expect(c.Status().Update(ctx, pvc)).To(gomega.Succeed())
+	})
+}
+
+// unprotect removes the storage-protection finalizers from deleted volumes and claims, as kube-controller-
+// manager's pv-protection and pvc-protection controllers (not running in envtest) do once nothing uses them.
+func unprotect(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		eventually(t, func(g gomega.Gomega) {
+			err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
+			if apierrors.IsNotFound(err) {
+				return
+			}
+			g.Expect(err).NotTo(gomega.HaveOccurred())
+			g.Expect(o.GetDeletionTimestamp()).NotTo(gomega.BeNil(), "only deleted objects lose their protection")
+			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool {
+				return f == "kubernetes.io/pv-protection" || f == "kubernetes.io/pvc-protection"
+			}))
+			g.Expect(c.Update(context.Background(), o)).To(gomega.Succeed())
+		})
+	}
+}

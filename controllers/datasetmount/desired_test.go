@@ -1,0 +1,129 @@
+package datasetmount
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/test/builders"
+)
+
+func TestWithin(t *testing.T) {
+	cases := []struct {
+		path, root string
+		want       bool
+	}{
+		{"/medai", "/medai", true},
+		{"/medai/x", "/medai", true},
+		{"/medai/x/y", "/medai/x", true},
+		{"/medai-other", "/medai", false},
+		{"/medaix/y", "/medai", false},
+		{"/med", "/medai", false},
+		{"/gridlab/x", "/medai", false},
+		{"/anything", "/", true},
+		{"/", "/medai", false},
+	}
+	for _, tc := range cases {
+		if got := Within(tc.path, tc.root); got != tc.want {
+			t.Errorf("Within(%q, %q) = %v, want %v", tc.path, tc.root, got, tc.want)
+		}
+	}
+}
+
+func TestValidateDatasetMount(t *testing.T) {
+	cfg := &configv1.Configuration{Filesystems: []configv1.Filesystem{
+		{Name: "lustre", HostPath: &configv1.HostPathFilesystem{Root: "/lustre"}},
+		{Name: "scratch", HostPath: &configv1.HostPathFilesystem{Root: "/scratch"}},
+	}}
+	tenant := builders.TenantQuota("medai").Storage("lustre", "/medai", aifv1.ReadOnly).Storage("lustre", "/medai/out", aifv1.ReadWrite).
+		Storage("scratch", "/medai", aifv1.ReadWrite).Obj()
+	d := func(fs, path string) *builders.DatasetMountBuilder { return builders.DatasetMount("medai", "d", path).Filesystem(fs) }
+	cases := []struct {
+		name   string
+		dsm    *aifv1.DatasetMount
+		tenant *aifv1.TenantQuota
+		want   string // empty: valid
+	}{
+		{"under a read-only root", d("lustre", "/medai/xray").Obj(), tenant, ""},
+		{"the root itself", d("lustre", "/medai").Obj(), tenant, ""},
+		{"read-write under a nested read-write root", d("lustre", "/medai/out/run1").Access(aifv1.ReadWrite).Obj(), tenant, ""},
+		{"read-write under only a read-only root", d("lustre", "/medai/xray").Access(aifv1.ReadWrite).Obj(), tenant, "spec.access"},
+		{"read-write on the scratch filesystem", d("scratch", "/medai/ckpt").Access(aifv1.ReadWrite).Obj(), tenant, ""},
+		{"sibling prefix", d("lustre", "/medai-other").Obj(), tenant, "spec.path"},
+		{"other filesystem's root does not count", d("scratch", "/gridlab").Obj(), tenant, "spec.path"},
+		{"unclean path (defence in depth)", d("lustre", "/medai/../x").Obj(), tenant, "spec.path"},
+		{"unknown filesystem", d("nfs", "/medai/x").Obj(), tenant, "spec.filesystem"},
+		{"default classes exclude health", d("lustre", "/medai/x").Classification(aifv1.ClassificationHealth).Obj(), tenant, "spec.classification"},
+		{"no tenant", d("lustre", "/medai/x").Obj(), nil, "metadata.namespace"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := ValidateDatasetMount(tc.dsm, tc.tenant, cfg)
+			switch {
+			case tc.want == "" && len(errs) > 0:
+				t.Fatalf("want valid, got %v", errs)
+			case tc.want != "" && (len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), tc.want)):
+				t.Fatalf("want an error on %s, got %v", tc.want, errs)
+			}
+		})
+	}
+}
+
+func TestPersistentVolume(t *testing.T) {
+	dsm := builders.DatasetMount("medai-dev", "xray", "/medai/xray/v3").Obj()
+	csi := &configv1.Filesystem{Name: "lustre", CSI: &configv1.CSIFilesystem{Driver: "lustre.csi.hpe.com",
+		VolumeHandle: "mgs@tcp:/fs{path}", VolumeAttributes: map[string]string{"subdir": "{path}", "fixed": "x"}, MountOptions: []string{"ro"}}}
+	pv := PersistentVolume(dsm, csi)
+	if pv.Spec.CSI.VolumeHandle != "mgs@tcp:/fs/medai/xray/v3" || pv.Spec.CSI.VolumeAttributes["subdir"] != "/medai/xray/v3" ||
+		pv.Spec.CSI.VolumeAttributes["fixed"] != "x" || !pv.Spec.CSI.ReadOnly || pv.Spec.MountOptions[0] != "ro" {
+		t.Fatalf("CSI source: %+v", pv.Spec.CSI)
+	}
+	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain || pv.Spec.AccessModes[0] != corev1.ReadOnlyMany ||
+		pv.Spec.ClaimRef.Name != ClaimName(dsm) || pv.Spec.ClaimRef.Namespace != "medai-dev" {
+		t.Fatalf("volume: %+v", pv.Spec)
+	}
+	if SubPath(dsm, csi) != "" {
+		t.Fatal("a per-dataset handle needs no subPath")
+	}
+	csi.CSI.WholeFilesystem = true
+	if got := SubPath(dsm, csi); got != "medai/xray/v3" {
+		t.Fatalf("whole-filesystem subPath = %q", got)
+	}
+
+	rw := builders.DatasetMount("medai-dev", "ckpt", "/medai/ckpt").Access(aifv1.ReadWrite).Obj()
+	host := &configv1.Filesystem{Name: "scratch", HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}}
+	pv = PersistentVolume(rw, host)
+	if pv.Spec.HostPath.Path != "/lustre/scratch/medai/ckpt" || *pv.Spec.HostPath.Type != corev1.HostPathDirectory || pv.Spec.AccessModes[0] != corev1.ReadWriteMany {
+		t.Fatalf("hostPath volume: %+v", pv.Spec)
+	}
+	claim := PersistentVolumeClaim(rw)
+	if claim.Spec.VolumeName != VolumeName(rw) || ptr.Deref(claim.Spec.StorageClassName, "x") != "" || claim.Spec.AccessModes[0] != corev1.ReadWriteMany {
+		t.Fatalf("claim: %+v", claim.Spec)
+	}
+}
+
+func TestNamesAreBoundedAndDistinct(t *testing.T) {
+	long := strings.Repeat("a", 253)
+	a := builders.DatasetMount(strings.Repeat("n", 63), long, "/x").Obj()
+	b := builders.DatasetMount(strings.Repeat("n", 63), long[:252]+"b", "/x").Obj()
+	for _, name := range []string{VolumeName(a), ClaimName(a)} {
+		if len(name) > 253 {
+			t.Errorf("name longer than 253: %d", len(name))
+		}
+	}
+	if VolumeName(a) == VolumeName(b) || ClaimName(a) == ClaimName(b) {
+		t.Error("long names must stay distinct")
+	}
+	a.Generation = 12
+	if j := VerificationJobName(a); len(j) > 63 || !strings.HasSuffix(j, "-12") {
+		t.Errorf("job name %q must be a label value ending in the generation", j)
+	}
+	short := builders.DatasetMount("medai-dev", "xray", "/x").Obj()
+	if VolumeName(short) != "dataset-medai-dev-xray" || ClaimName(short) != "dataset-xray" {
+		t.Errorf("short names: %s %s", VolumeName(short), ClaimName(short))
+	}
+}

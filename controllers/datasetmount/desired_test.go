@@ -41,7 +41,9 @@ func TestValidateDatasetMount(t *testing.T) {
 	}}
 	tenant := builders.TenantQuota("medai").Storage("lustre", "/medai", aifv1.ReadOnly).Storage("lustre", "/medai/out", aifv1.ReadWrite).
 		Storage("scratch", "/medai", aifv1.ReadWrite).Obj()
-	d := func(fs, path string) *builders.DatasetMountBuilder { return builders.DatasetMount("medai", "d", path).Filesystem(fs) }
+	d := func(fs, path string) *builders.DatasetMountBuilder {
+		return builders.DatasetMount("medai", "d", path).Filesystem(fs)
+	}
 	cases := []struct {
 		name   string
 		dsm    *aifv1.DatasetMount

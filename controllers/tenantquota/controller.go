@@ -181,6 +181,9 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 	namespaces := obs.Namespaces(tq)
 	cq := obs.ClusterQueue
 	if cq == nil {
+		if tq.DeletionTimestamp != nil {
+			return nil // a tenant on its way out gets no new queue, even when a late pass still sees it
+		}
 		cq = &kueue.ClusterQueue{}
 	}
 	if err := r.apply(ctx, cq, func() { ApplyClusterQueue(cq, tq, obs.Classes, namespaces, stop) }); err != nil {
@@ -299,9 +302,6 @@ func (r *Reconciler) finalize(ctx context.Context, tq *aifv1.TenantQuota, obs *O
 	if cq := obs.ClusterQueue; cq != nil && cq.Status.ReservingWorkloads > 0 {
 		return nil // the ClusterQueue's status changes when they finish, and that brings us back
 	}
-	if holdingQuota(obs.Workloads) {
-		return nil // Kueue has not released a finished workload yet; its update brings us back
-	}
 	for _, lq := range obs.LocalQueues {
 		if err := r.Client.Delete(ctx, lq); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting local queue %s/%s: %w", lq.Namespace, lq.Name, err)
@@ -318,23 +318,6 @@ func (r *Reconciler) finalize(ctx context.Context, tq *aifv1.TenantQuota, obs *O
 		}
 	}
 	return nil
-}
-
-// holdingQuota reports whether a workload still holds quota in Kueue's view: it has quota reserved and is not
-// finished, or it finished but Kueue has not yet dropped its in-use finalizer (Kueue removes a ClusterQueue's
-// own finalizer only once its cache holds no workload, and looks again only when a workload changes).
-func holdingQuota(wls []kueue.Workload) bool {
-	for i := range wls {
-		wl := &wls[i]
-		if !apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) {
-			continue
-		}
-		if !apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished) ||
-			controllerutil.ContainsFinalizer(wl, kueue.ResourceInUseFinalizerName) {
-			return true
-		}
-	}
-	return false
 }
 
 // announce records events for condition changes people care about, after the status write succeeded.

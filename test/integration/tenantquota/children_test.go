@@ -169,6 +169,25 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 	})
 
 	complete(t, running) // simulated: no Job controller in envtest
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		cq := &kueue.ClusterQueue{}
+		err := c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(name)}, cq)
+		t.Logf("DEBUG cq err=%v finalizers=%v deletion=%v reserving=%d admitted=%d", err, cq.Finalizers, cq.DeletionTimestamp, cq.Status.ReservingWorkloads, cq.Status.AdmittedWorkloads)
+		tq := &aifv1.TenantQuota{}
+		err = c.Get(ctx, client.ObjectKey{Name: name}, tq)
+		t.Logf("DEBUG tq err=%v finalizers=%v conds=%v", err, tq.Finalizers, tq.Status.Conditions)
+		lq := &kueue.LocalQueue{}
+		err = c.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, lq)
+		t.Logf("DEBUG lq err=%v finalizers=%v deletion=%v", err, lq.Finalizers, lq.DeletionTimestamp)
+		var wls kueue.WorkloadList
+		_ = c.List(ctx, &wls, client.InNamespace(name))
+		for _, wl := range wls.Items {
+			t.Logf("DEBUG wl %s finalizers=%v deletion=%v conds=%v", wl.Name, wl.Finalizers, wl.DeletionTimestamp, wl.Status.Conditions)
+		}
+	}()
 	eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: name}, &aifv1.TenantQuota{}))).To(gomega.BeTrue())
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(name)}, &kueue.ClusterQueue{}))).To(gomega.BeTrue())
@@ -178,6 +197,11 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 		for _, wl := range wls.Items {
 			g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
 		}
+	})
+
+	consistently(t, func(g gomega.Gomega) {
+		err := c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(name)}, &kueue.ClusterQueue{})
+		g.Expect(apierrors.IsNotFound(err)).To(gomega.BeTrue(), "a late pass over the deleted tenant must not re-create its ClusterQueue")
 	})
 
 	// Re-created under the same name: new queues owned by the new object.

@@ -20,6 +20,7 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
+	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
 func TestVolumesForEachFilesystemKind(t *testing.T) {
@@ -62,7 +63,7 @@ func TestVolumesForEachFilesystemKind(t *testing.T) {
 			if tc.access == aifv1.ReadWrite {
 				mode = corev1.ReadWriteMany
 			}
-			eventually(t, func(g gomega.Gomega) {
+			framework.Eventually(t, func(g gomega.Gomega) {
 				pv := &corev1.PersistentVolume{}
 				g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
 				g.Expect(pv.Spec.PersistentVolumeReclaimPolicy).To(gomega.Equal(corev1.PersistentVolumeReclaimRetain))
@@ -81,7 +82,7 @@ func TestVolumesForEachFilesystemKind(t *testing.T) {
 				g.Expect(st.SubPath).To(gomega.Equal(tc.subPath))
 			})
 			bind(t, d)
-			eventually(t, func(g gomega.Gomega) {
+			framework.Eventually(t, func(g gomega.Gomega) {
 				ready := condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionReady)
 				g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionTrue))
 				g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonClaimBound))
@@ -163,7 +164,7 @@ func TestAttacksAreRefusedAtAdmission(t *testing.T) {
 		"spec.access":     func(d *aifv1.DatasetMount) { d.Spec.Access = aifv1.ReadWrite },
 	} {
 		var err error
-		eventually(t, func(g gomega.Gomega) { // retried while the operator updates the object at the same time
+		framework.Eventually(t, func(g gomega.Gomega) { // retried while the operator updates the object at the same time
 			obj := dsm(g, "fixed")
 			change(obj)
 			err = c.Update(ctx, obj)
@@ -187,18 +188,18 @@ func TestInUseProtection(t *testing.T) {
 	if err := c.Create(ctx, tj); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(dsm(g, "protected").Finalizers).To(gomega.ContainElements(aifv1.InUseFinalizer, aifv1.CleanupFinalizer))
 	})
 	if err := c.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		ready := condition(dsm(g, "protected").Status.Conditions, aifv1.ConditionReady)
 		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonInUse))
 		g.Expect(ready.Message).To(gomega.ContainSubstring("reader"))
 	})
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		g.Expect(dsm(g, "protected").DeletionTimestamp).NotTo(gomega.BeNil())
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
 	})
@@ -208,12 +209,12 @@ func TestInUseProtection(t *testing.T) {
 	if err := c.Status().Update(ctx, tj); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
 	})
 	unprotect(t, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: datasetmount.VolumeName(d)}},
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d)}})
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}))).To(gomega.BeTrue())
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
 	})
@@ -225,7 +226,7 @@ func TestDeletionOrders(t *testing.T) {
 	d := builders.DatasetMount(ns, "orders", "/medai/orders").Obj()
 	create(t, d)
 	var claimUID, volumeUID string
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		pvc, pv := &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, pvc)).To(gomega.Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
@@ -239,7 +240,7 @@ func TestDeletionOrders(t *testing.T) {
 		}
 	}
 	unprotect(t, pvc, pv)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc)).To(gomega.Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(pv), pv)).To(gomega.Succeed())
 		g.Expect(string(pvc.UID)).NotTo(gomega.Equal(claimUID))
@@ -248,11 +249,11 @@ func TestDeletionOrders(t *testing.T) {
 	if err := c.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
 	})
 	unprotect(t, pvc, pv)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
 	})
@@ -265,12 +266,12 @@ func TestVerificationResultReachesStatus(t *testing.T) {
 	ctx := context.Background()
 	d := builders.DatasetMount(ns, "verified", "/medai/verified").Verification(aifv1.VerificationContent).Obj()
 	create(t, d)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionVerified).Reason).To(gomega.Equal(aifv1.ReasonVerificationPending))
 	})
 	bind(t, d)
 	job := &batchv1.Job{}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
 	})
 	pod := job.Spec.Template.Spec
@@ -320,7 +321,7 @@ func TestVerificationResultReachesStatus(t *testing.T) {
 	if err := c.Status().Update(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		st := dsm(g, d.Name).Status
 		g.Expect(condition(st.Conditions, aifv1.ConditionVerified).Status).To(gomega.Equal(metav1.ConditionTrue))
 		g.Expect(st.Manifest).NotTo(gomega.BeNil())

@@ -99,21 +99,11 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func eventually(t *testing.T, check func(g gomega.Gomega)) {
-	t.Helper()
-	gomega.NewWithT(t).Eventually(check).WithTimeout(framework.Timeout).WithPolling(framework.Interval).Should(gomega.Succeed())
-}
-
-func consistently(t *testing.T, check func(g gomega.Gomega)) {
-	t.Helper()
-	gomega.NewWithT(t).Consistently(check).WithTimeout(3 * time.Second).WithPolling(framework.Interval).Should(gomega.Succeed())
-}
-
 // create creates the object through the webhook; the webhook needs the operator's cache to have seen the
 // tenants, so a refusal for want of a tenant is retried for a while.
 func create(t *testing.T, obj client.Object) {
 	t.Helper()
-	eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(context.Background(), obj)).To(gomega.Succeed()) })
+	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(context.Background(), obj)).To(gomega.Succeed()) })
 }
 
 func dsm(g gomega.Gomega, name string) *aifv1.DatasetMount {
@@ -136,7 +126,7 @@ func condition(conds []metav1.Condition, t string) metav1.Condition {
 func bind(t *testing.T, d *aifv1.DatasetMount) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		pv := &corev1.PersistentVolume{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
 		pv.Status.Phase = corev1.VolumeBound
@@ -153,7 +143,7 @@ func bind(t *testing.T, d *aifv1.DatasetMount) {
 func unprotect(t *testing.T, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
-		eventually(t, func(g gomega.Gomega) {
+		framework.Eventually(t, func(g gomega.Gomega) {
 			err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
 			if apierrors.IsNotFound(err) {
 				return

@@ -31,7 +31,7 @@ func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
 
 	clk.SetTime(t1.Add(10 * time.Minute))
 	poke(t, name)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 600)))
 		g.Expect(tq.Status.Budget.UsedGPUHours).To(gomega.Equal("1.33"))
@@ -41,7 +41,7 @@ func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
 
 	clk.SetTime(t1.Add(15 * time.Minute))
 	poke(t, name)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 900)))
 		cond := condition(tq, aifv1.ConditionBudgetExhausted)
@@ -59,7 +59,7 @@ func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
 	// A larger budget releases the waiting work.
 	updateTenant(t, name, func(tq *aifv1.TenantQuota) { tq.Spec.Budget.GPUHours = 100 })
 	t2 := admitted(t, second)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(condition(tq, aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionFalse))
 		g.Expect(*clusterQueue(g, name).Spec.StopPolicy).To(gomega.Equal(kueue.None))
@@ -69,7 +69,7 @@ func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
 	// Back to 2 GPU-hours: spent again. The first job finishes; a third waits for the next period.
 	updateTenant(t, name, func(tq *aifv1.TenantQuota) { tq.Spec.Budget.GPUHours = 2 })
 	complete(t, first)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(finished(workload(g, first))).To(gomega.BeTrue())
 		g.Expect(condition(tenant(t, name), aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionTrue))
 	})
@@ -81,7 +81,7 @@ func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
 	clk.SetTime(next.Add(time.Minute))
 	poke(t, name)
 	admitted(t, third)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.PeriodStart.Time.Equal(next)).To(gomega.BeTrue())
 		// the third job was admitted (at a real time before "next") and runs too: it counts from the boundary
@@ -103,21 +103,21 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	done := submit(t, h100Job(name, "done", 1))
 	gone := submit(t, h100Job(name, "gone", 1))
 	tRun, tDone, tGone := admitted(t, running), admitted(t, done), admitted(t, gone)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		for _, j := range []*batchv1.Job{running, done, gone} {
 			g.Expect(workload(g, j).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
 		}
 	})
 	complete(t, done)
 	var doneEnd time.Time
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		wl := workload(g, done)
 		g.Expect(finished(wl)).To(gomega.BeTrue())
 		doneEnd = finishedAt(wl)
 	})
 	clk.SetTime(latest(tRun, tDone, tGone).Add(5 * time.Minute))
 	poke(t, name)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		want := gpuSeconds(16, tRun, clk.Now()) + gpuSeconds(8, tDone, doneEnd) + gpuSeconds(8, tGone, clk.Now())
 		g.Expect(tenant(t, name).Status.Budget.UsedGPUSeconds).To(gomega.Equal(want))
 	})
@@ -128,7 +128,7 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	goneWl := &kueue.Workload{}
-	eventually(t, func(g gomega.Gomega) { goneWl = workload(g, gone) })
+	framework.Eventually(t, func(g gomega.Gomega) { goneWl = workload(g, gone) })
 	if err := c.Delete(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	clk.SetTime(clk.Now().Add(20 * time.Minute))
 
 	startOperator(t, testConfig(), clk)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		err := c.Get(ctx, client.ObjectKeyFromObject(goneWl), &kueue.Workload{})
 		g.Expect(err).To(gomega.HaveOccurred(), "the deleted workload is released once booked")
 		tq := tenant(t, name)
@@ -161,7 +161,7 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	next := tenantquota.PeriodAt(aifv1.PeriodMonth, clk.Now()).End
 	clk.SetTime(next.Add(90 * time.Second))
 	poke(t, name)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(16 * 90)))
 		g.Expect(tq.Status.Ledger.DeletedGPUSeconds).To(gomega.BeZero())

@@ -35,7 +35,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 	if err := c.Create(ctx, tq); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		ready := condition(tq, aifv1.ConditionReady)
 		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonNamespaceMissing))
@@ -55,7 +55,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 	if err := env.CreateNamespaces(ctx, "inline-later"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(condition(tenant(t, name), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
 		lq := &kueue.LocalQueue{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "inline-later", Name: "default"}, lq)).To(gomega.Succeed())
@@ -69,7 +69,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 		return cq.ResourceVersion, tenant(t, name).ResourceVersion
 	}
 	cqVersion, tqVersion := quiet()
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		cv, tv := quiet()
 		g.Expect(cv).To(gomega.Equal(cqVersion), "ClusterQueue rewritten although nothing changed")
 		g.Expect(tv).To(gomega.Equal(tqVersion), "TenantQuota rewritten although nothing changed")
@@ -86,7 +86,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 	if err := c.Update(ctx, cq); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		cq := clusterQueue(g, name)
 		g.Expect(*cq.Spec.StopPolicy).To(gomega.Equal(kueue.None))
 		g.Expect(cq.Spec.CohortName).To(gomega.Equal(kueue.CohortReference("inline-cohort")))
@@ -100,7 +100,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 	if err := c.Delete(ctx, lq); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		fresh := &kueue.LocalQueue{}
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(lq), fresh)).To(gomega.Succeed())
 		g.Expect(fresh.UID).NotTo(gomega.Equal(lq.UID))
@@ -117,18 +117,18 @@ func TestRemovedNamespaceWaitsForItsWork(t *testing.T) {
 	admitted(t, job)
 
 	updateTenant(t, name, func(tq *aifv1.TenantQuota) { tq.Spec.Namespaces = []string{name} })
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		ready := condition(tenant(t, name), aifv1.ConditionReady)
 		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonNamespaceInUse))
 		g.Expect(ready.Message).To(gomega.ContainSubstring("shrink-old (1 workloads)"))
 		g.Expect(clusterQueue(g, name).Spec.NamespaceSelector.MatchExpressions[0].Values).To(gomega.Equal([]string{name}))
 	})
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "shrink-old", Name: "default"}, &kueue.LocalQueue{})).To(gomega.Succeed())
 	})
 
 	complete(t, job) // simulated: no Job controller in envtest
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		err := c.Get(ctx, client.ObjectKey{Namespace: "shrink-old", Name: "default"}, &kueue.LocalQueue{})
 		g.Expect(apierrors.IsNotFound(err)).To(gomega.BeTrue(), "LocalQueue of the removed namespace should go")
 		g.Expect(condition(tenant(t, name), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
@@ -150,18 +150,18 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 	if err := c.Delete(ctx, tenant(t, name)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(condition(tq, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonTerminating))
 		g.Expect(*clusterQueue(g, name).Spec.StopPolicy).To(gomega.Equal(kueue.Hold))
 	})
 	var runningVersion string
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		wl := workload(g, running)
 		g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
 		runningVersion = wl.ResourceVersion
 	})
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		g.Expect(tenant(t, name).Finalizers).To(gomega.ContainElement(aifv1.CleanupFinalizer))
 		_, err := framework.AdmittedAt(workload(g, queued))
 		g.Expect(err).To(gomega.HaveOccurred())
@@ -188,7 +188,7 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 			t.Logf("DEBUG wl %s finalizers=%v deletion=%v conds=%v", wl.Name, wl.Finalizers, wl.DeletionTimestamp, wl.Status.Conditions)
 		}
 	}()
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: name}, &aifv1.TenantQuota{}))).To(gomega.BeTrue())
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(name)}, &kueue.ClusterQueue{}))).To(gomega.BeTrue())
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &kueue.LocalQueue{}))).To(gomega.BeTrue())
@@ -199,7 +199,7 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 		}
 	})
 
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		err := c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(name)}, &kueue.ClusterQueue{})
 		g.Expect(apierrors.IsNotFound(err)).To(gomega.BeTrue(), "a late pass over the deleted tenant must not re-create its ClusterQueue")
 	})
@@ -209,7 +209,7 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 	if err := c.Create(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(clusterQueue(g, name).OwnerReferences).To(gomega.ConsistOf(gomega.HaveField("UID", fresh.UID)))
 		g.Expect(condition(tenant(t, name), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
 	})
@@ -219,11 +219,11 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 func TestNamespaceBelongsToTheOlderTenant(t *testing.T) {
 	startOperator(t, testConfig(), newClock())
 	setup(t, builders.TenantQuota("first-owner").Namespaces("shared-ns").Obj())
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(condition(tenant(t, "first-owner"), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
 	})
 	setup(t, builders.TenantQuota("second-owner").Namespaces("shared-ns").Obj())
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		ready := condition(tenant(t, "second-owner"), aifv1.ConditionReady)
 		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonNamespaceConflict))
 		g.Expect(ready.Message).To(gomega.ContainSubstring("shared-ns (TenantQuota first-owner)"))
@@ -242,7 +242,7 @@ func TestGPUClassFlavors(t *testing.T) {
 	withSpare.GPUClasses = append(withSpare.GPUClasses, configv1.GPUClass{Name: "l40s-48gb", NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-L40S"}})
 	op := startOperator(t, withSpare, newClock())
 	setup(t, builders.TenantQuota("flavor-user").GPUs("l40s-48gb", 4).Obj())
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		rf := &kueue.ResourceFlavor{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: "l40s-48gb"}, rf)).To(gomega.Succeed())
 		g.Expect(rf.Spec.NodeLabels).To(gomega.Equal(map[string]string{"nvidia.com/gpu.product": "NVIDIA-L40S"}))
@@ -266,14 +266,14 @@ func TestGPUClassFlavors(t *testing.T) {
 	if err := c.Status().Update(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		for _, n := range []string{"nvidia-b200", "nvidia-b200-mig-1g-23gb"} {
 			rf := &kueue.ResourceFlavor{}
 			g.Expect(c.Get(ctx, client.ObjectKey{Name: n}, rf)).To(gomega.Succeed(), n)
 			g.Expect(rf.Spec.NodeLabels).To(gomega.HaveKeyWithValue(gpuclass.ProductLabel, "NVIDIA-B200"))
 		}
 	})
-	consistently(t, func(g gomega.Gomega) {
+	framework.Consistently(t, func(g gomega.Gomega) {
 		rf := &kueue.ResourceFlavor{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: "l40s-48gb"}, rf)).To(gomega.Succeed())
 		g.Expect(rf.DeletionTimestamp).To(gomega.BeNil())
@@ -283,7 +283,7 @@ func TestGPUClassFlavors(t *testing.T) {
 	if err := c.Delete(ctx, tenant(t, "flavor-user")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		err := c.Get(ctx, client.ObjectKey{Name: "l40s-48gb"}, &kueue.ResourceFlavor{})
 		g.Expect(apierrors.IsNotFound(err)).To(gomega.BeTrue(), "unused flavor of a dropped class should go")
 	})

@@ -20,7 +20,7 @@ func TestCohortBorrowingAndReclaim(t *testing.T) {
 		Limits(builders.GPUClassH100, ptr.To[int32](8), nil).Obj()
 	b := builders.TenantQuota("cohort-b").Cohort("eu-cohort").GPUs(builders.GPUClassH100, 16).Obj()
 	setup(t, a, b)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		for _, name := range []string{"cohort-a", "cohort-b"} {
 			tq := tenant(t, name)
 			g.Expect(condition(tq, aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue), name)
@@ -31,7 +31,7 @@ func TestCohortBorrowingAndReclaim(t *testing.T) {
 	// 3 workers x 8 GPUs = 24 GPUs: 16 of A's own and 8 borrowed from idle B.
 	big := submit(t, h100Job("cohort-a", "borrower", 3))
 	admitted(t, big)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, "cohort-a")
 		g.Expect(tq.Status.GPUs).To(gomega.ConsistOf(aifv1.GPUClassStatus{GPUClass: builders.GPUClassH100, Nominal: 16, Admitted: 24, Borrowed: 8}))
 		g.Expect(tq.Status.AdmittedGPUs).To(gomega.Equal(int32(24)))
@@ -41,7 +41,7 @@ func TestCohortBorrowingAndReclaim(t *testing.T) {
 	// B needs its 16 GPUs back: Kueue preempts A's borrowing workload.
 	own := submit(t, h100Job("cohort-b", "owner", 2))
 	admitted(t, own)
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		wl := workload(g, big)
 		_, err := framework.AdmittedAt(wl)
 		g.Expect(err).To(gomega.HaveOccurred())
@@ -56,7 +56,7 @@ func TestCohortBorrowingAndReclaim(t *testing.T) {
 
 	// 4 x 8 = 32 GPUs is more than A's 16 nominal plus its borrowing limit of 8: it can never fit.
 	huge := submit(t, h100Job("cohort-a", "too-big", 4))
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, "cohort-a")
 		g.Expect(tq.Status.Workloads.Waiting).To(gomega.ContainElement(gomega.SatisfyAll(
 			gomega.HaveField("Name", workload(g, huge).Name),

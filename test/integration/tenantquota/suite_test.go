@@ -112,18 +112,6 @@ func get[T client.Object](t *testing.T, obj T) T {
 	return obj
 }
 
-// eventually waits for check to pass.
-func eventually(t *testing.T, check func(g gomega.Gomega)) {
-	t.Helper()
-	gomega.NewWithT(t).Eventually(check).WithTimeout(framework.Timeout).WithPolling(framework.Interval).Should(gomega.Succeed())
-}
-
-// consistently checks that check keeps passing for a while.
-func consistently(t *testing.T, check func(g gomega.Gomega)) {
-	t.Helper()
-	gomega.NewWithT(t).Consistently(check).WithTimeout(3 * time.Second).WithPolling(framework.Interval).Should(gomega.Succeed())
-}
-
 var pokes int
 
 // poke makes the operator look at a tenant again after the fake clock moved: time alone triggers nothing in
@@ -151,7 +139,7 @@ func submit(t *testing.T, job *batchv1.Job) *batchv1.Job {
 // controller).
 func complete(t *testing.T, job *batchv1.Job) {
 	t.Helper()
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(framework.CompleteJob(context.Background(), c, job)).To(gomega.Succeed())
 	})
 }
@@ -159,8 +147,8 @@ func complete(t *testing.T, job *batchv1.Job) {
 // waitsForQuota checks for a while that the job's workload exists and is not admitted.
 func waitsForQuota(t *testing.T, job *batchv1.Job) {
 	t.Helper()
-	eventually(t, func(g gomega.Gomega) { workload(g, job) })
-	consistently(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) { workload(g, job) })
+	framework.Consistently(t, func(g gomega.Gomega) {
 		_, err := framework.AdmittedAt(workload(g, job))
 		g.Expect(err).To(gomega.HaveOccurred())
 	})
@@ -176,7 +164,7 @@ func workload(g gomega.Gomega, job *batchv1.Job) *kueue.Workload {
 func admitted(t *testing.T, job *batchv1.Job) time.Time {
 	t.Helper()
 	var at time.Time
-	eventually(t, func(g gomega.Gomega) {
+	framework.Eventually(t, func(g gomega.Gomega) {
 		var err error
 		at, err = framework.AdmittedAt(workload(g, job))
 		g.Expect(err).NotTo(gomega.HaveOccurred())

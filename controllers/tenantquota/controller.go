@@ -285,7 +285,9 @@ func (r *Reconciler) release(ctx context.Context, wls []kueue.Workload, uids []t
 	return nil
 }
 
-// writeStatus writes the status if it changed.
+// writeStatus writes the status if it changed. It is an update, not a patch: the ledger in it was computed from
+// the TenantQuota as read, and a pass that read a stale copy must fail on the resource version rather than
+// overwrite a newer ledger.
 func (r *Reconciler) writeStatus(ctx context.Context, tq *aifv1.TenantQuota, st aifv1.TenantQuotaStatus) error {
 	if equality.Semantic.DeepEqual(tq.Status, st) {
 		return nil

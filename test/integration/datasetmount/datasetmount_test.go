@@ -331,3 +331,46 @@ func TestVerificationResultReachesStatus(t *testing.T) {
 		g.Expect(st.Manifest.Mode).To(gomega.Equal(aifv1.VerificationContent))
 	})
 }
+
+// A failed verification is reported with the walker's own message.
+func TestVerificationFailureIsReported(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "unreadable", "/medai/unreadable").Verification(aifv1.VerificationMetadata).Obj()
+	create(t, d)
+	bind(t, d)
+	job := &batchv1.Job{}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
+	})
+	// As the kubelet and the Job controller would report a walker that could not read the dataset.
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: job.Name + "-x", Labels: map[string]string{
+		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue}}, Spec: *job.Spec.Template.Spec.DeepCopy()}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodFailed
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "verify", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "reading shard-7: permission denied"}}}}
+	if err := c.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	job.Status.StartTime = &now
+	job.Status.Failed = 1
+	job.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now},
+		{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now},
+	}
+	job.Status.Ready, job.Status.Terminating = ptr.To[int32](0), ptr.To[int32](0)
+	if err := c.Status().Update(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		st := dsm(g, d.Name).Status
+		v := condition(st.Conditions, aifv1.ConditionVerified)
+		g.Expect(v.Status).To(gomega.Equal(metav1.ConditionFalse))
+		g.Expect(v.Reason).To(gomega.Equal(aifv1.ReasonVerificationFailed))
+		g.Expect(v.Message).To(gomega.ContainSubstring("permission denied"))
+		g.Expect(st.Manifest).To(gomega.BeNil())
+	})
+}

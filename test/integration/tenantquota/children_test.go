@@ -288,3 +288,34 @@ func TestGPUClassFlavors(t *testing.T) {
 		g.Expect(apierrors.IsNotFound(err)).To(gomega.BeTrue(), "unused flavor of a dropped class should go")
 	})
 }
+
+// A ClusterQueue deleted by hand comes back, and a tenant whose namespace never appeared goes away at once.
+func TestMoreDeletionOrders(t *testing.T) {
+	ctx := context.Background()
+	startOperator(t, testConfig(), newClock())
+	setup(t, builders.TenantQuota("hand-deleted").Obj())
+	var uid string
+	framework.Eventually(t, func(g gomega.Gomega) { uid = string(clusterQueue(g, "hand-deleted").UID) })
+	if err := c.Delete(ctx, &kueue.ClusterQueue{ObjectMeta: metav1.ObjectMeta{Name: tenantquota.ClusterQueueName("hand-deleted")}}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(string(clusterQueue(g, "hand-deleted").UID)).NotTo(gomega.Equal(uid))
+	})
+
+	ghost := builders.TenantQuota("ghost").Namespaces("never-created").Obj()
+	if err := c.Create(ctx, ghost); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(condition(tenant(t, "ghost"), aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonNamespaceMissing))
+		g.Expect(tenant(t, "ghost").Finalizers).To(gomega.ContainElement(aifv1.CleanupFinalizer))
+	})
+	if err := c.Delete(ctx, ghost); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: "ghost"}, &aifv1.TenantQuota{}))).To(gomega.BeTrue())
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName("ghost")}, &kueue.ClusterQueue{}))).To(gomega.BeTrue())
+	})
+}

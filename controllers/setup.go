@@ -26,6 +26,10 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 )
 
+// Leader election among manager replicas, in the operator's own namespace only.
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=aifactory-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,namespace=aifactory-system,resources=events,verbs=create;patch
+
 // Access that the manager's metrics endpoint needs to authenticate and authorize its scrapers.
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

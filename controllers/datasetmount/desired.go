@@ -1,8 +1,6 @@
 package datasetmount
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -14,6 +12,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/names"
 )
 
 // Annotations on the PersistentVolume naming the DatasetMount it serves (names may be too long for labels).
@@ -26,26 +25,15 @@ const (
 // size of its own; the figure is small so that namespace storage quotas never refuse the claim.
 var nominalSize = resource.MustParse("1Mi")
 
-// shortName joins prefix and name and, when the result would be longer than max, cuts it and appends a hash of
-// key, so that names stay unique and within limits.
-func shortName(prefix, name, key string, limit int) string {
-	full := prefix + name
-	if len(full) <= limit {
-		return full
-	}
-	sum := sha256.Sum256([]byte(key))
-	h := hex.EncodeToString(sum[:])[:10]
-	return strings.TrimRight(full[:limit-11], "-.") + "-" + h
-}
-
-// VolumeName is the PersistentVolume of a DatasetMount: unique across namespaces.
+// VolumeName is the PersistentVolume of a DatasetMount. Volumes are cluster-wide, so the name carries a hash of
+// namespace and name: "a-b"/"c" and "a"/"b-c" must not share a volume.
 func VolumeName(dsm *aifv1.DatasetMount) string {
-	return shortName("dataset-", dsm.Namespace+"-"+dsm.Name, dsm.Namespace+"/"+dsm.Name, 253)
+	return names.WithHash("dataset-"+dsm.Namespace+"-"+dsm.Name, dsm.Namespace+"/"+dsm.Name, 253)
 }
 
 // ClaimName is the claim in the DatasetMount's namespace that pods mount.
 func ClaimName(dsm *aifv1.DatasetMount) string {
-	return shortName("dataset-", dsm.Name, dsm.Name, 253)
+	return names.Short("dataset-"+dsm.Name, 253)
 }
 
 // SubPath is the folder inside the volume that pods mount: the dataset path for filesystems mounted whole,
@@ -135,7 +123,7 @@ func PersistentVolumeClaim(dsm *aifv1.DatasetMount) *corev1.PersistentVolumeClai
 // VerificationJobName is the Job that verifies one generation of a DatasetMount.
 func VerificationJobName(dsm *aifv1.DatasetMount) string {
 	suffix := fmt.Sprintf("-%d", dsm.Generation)
-	return shortName("verify-", dsm.Name, dsm.Name, 63-len(suffix)) + suffix
+	return names.Short("verify-"+dsm.Name, 63-len(suffix)) + suffix
 }
 
 // VerificationJob walks the dataset read-only with the operator's own binary and reports the manifest as the

@@ -125,7 +125,12 @@ func TestNamesAreBoundedAndDistinct(t *testing.T) {
 		t.Errorf("job name %q must be a label value ending in the generation", j)
 	}
 	short := builders.DatasetMount("medai-dev", "xray", "/x").Obj()
-	if VolumeName(short) != "dataset-medai-dev-xray" || ClaimName(short) != "dataset-xray" {
+	if !strings.HasPrefix(VolumeName(short), "dataset-medai-dev-xray-") || ClaimName(short) != "dataset-xray" {
 		t.Errorf("short names: %s %s", VolumeName(short), ClaimName(short))
+	}
+	// The same joined name from different namespaces must not share a cluster-wide volume.
+	x, y := builders.DatasetMount("a-b", "c", "/x").Obj(), builders.DatasetMount("a", "b-c", "/x").Obj()
+	if VolumeName(x) == VolumeName(y) {
+		t.Errorf("volumes of %s/%s and %s/%s collide: %s", x.Namespace, x.Name, y.Namespace, y.Name, VolumeName(x))
 	}
 }

@@ -1,11 +1,8 @@
 package trainingjob
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
-	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +12,7 @@ import (
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/names"
 )
 
 // Kueue labels on a Job (see Kueue's pkg/controller/constants).
@@ -47,27 +45,18 @@ type Input struct {
 	Checkpoint *Mount
 }
 
-// short returns s cut to limit with a hash of s appended when it is longer, so that names stay distinct.
-func short(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return strings.TrimRight(s[:limit-11], "-.") + "-" + hex.EncodeToString(sum[:])[:10]
-}
-
 // ServiceName is the headless Service that gives workers stable host names; it is a DNS label.
-func ServiceName(tj *aifv1.TrainingJob) string { return short(tj.Name, 63) }
+func ServiceName(tj *aifv1.TrainingJob) string { return names.Short(tj.Name, 63) }
 
 // JobName is the Job of one attempt. It leaves room for the completion index in the pods' host names
 // ("<job>-<index>" must be a DNS label).
 func JobName(tj *aifv1.TrainingJob, attempt int32) string {
 	suffix := "-" + strconv.Itoa(int(attempt))
-	return short(tj.Name, 52-len(suffix)) + suffix
+	return names.Short(tj.Name, 52-len(suffix)) + suffix
 }
 
 // JobLabel is the value of the TrainingJob label on its children (a label value is at most 63 characters).
-func JobLabel(tj *aifv1.TrainingJob) string { return short(tj.Name, 63) }
+func JobLabel(tj *aifv1.TrainingJob) string { return names.Short(tj.Name, 63) }
 
 // MasterAddr is the stable host name of worker 0 of an attempt.
 func MasterAddr(tj *aifv1.TrainingJob, attempt int32) string {
@@ -160,7 +149,7 @@ func podTemplate(tj *aifv1.TrainingJob, in Input) corev1.PodTemplateSpec {
 	return t
 }
 
-func volumeName(dataset string) string { return short("dataset-"+dataset, 63) }
+func volumeName(dataset string) string { return names.Short("dataset-"+dataset, 63) }
 
 // requestGPUs gives the trainer container its GPUs as request and limit (extended resources need both equal).
 func requestGPUs(c *corev1.Container, res corev1.ResourceName, n int32) {

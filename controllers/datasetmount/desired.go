@@ -105,11 +105,7 @@ func expand(template, path string) string {
 // PersistentVolumeClaim is the claim that binds the dataset's volume in its namespace.
 func PersistentVolumeClaim(dsm *aifv1.DatasetMount) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: ClaimName(dsm), Namespace: dsm.Namespace,
-			Labels:          map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(dsm, aifv1.GroupVersion.WithKind("DatasetMount"))},
-		},
+		ObjectMeta: childMeta(dsm, ClaimName(dsm)),
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{accessMode(dsm.Spec.Access)},
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: nominalSize}},
@@ -117,6 +113,15 @@ func PersistentVolumeClaim(dsm *aifv1.DatasetMount) *corev1.PersistentVolumeClai
 			VolumeName:       VolumeName(dsm),
 			VolumeMode:       ptr.To(corev1.PersistentVolumeFilesystem),
 		},
+	}
+}
+
+// childMeta is the metadata of a namespaced child: managed by the operator and owned by the DatasetMount.
+func childMeta(dsm *aifv1.DatasetMount, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: name, Namespace: dsm.Namespace,
+		Labels:          map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(dsm, aifv1.GroupVersion.WithKind("DatasetMount"))},
 	}
 }
 
@@ -131,11 +136,7 @@ func VerificationJobName(dsm *aifv1.DatasetMount) string {
 func VerificationJob(dsm *aifv1.DatasetMount, subPath, image string) *batchv1.Job {
 	const mount = "/dataset"
 	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: VerificationJobName(dsm), Namespace: dsm.Namespace,
-			Labels:          map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(dsm, aifv1.GroupVersion.WithKind("DatasetMount"))},
-		},
+		ObjectMeta: childMeta(dsm, VerificationJobName(dsm)),
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To[int32](0),
 			TTLSecondsAfterFinished: ptr.To[int32](86400),

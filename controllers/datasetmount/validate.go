@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -136,10 +137,12 @@ func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount)
 	return nil, v.validate(ctx, dsm)
 }
 
-// ValidateUpdate checks a changed DatasetMount; the schema already keeps filesystem, path and access fixed.
-func (v *Validator) ValidateUpdate(ctx context.Context, _, dsm *aifv1.DatasetMount) (admission.Warnings, error) {
-	if dsm.DeletionTimestamp != nil {
-		return nil, nil // finalizers must be removable whatever the tenant's roots say now
+// ValidateUpdate checks a DatasetMount whose spec changed; the schema already keeps filesystem, path and access
+// fixed. Updates that leave the spec alone (finalizers, labels) always pass, so that the operator can protect or
+// release a dataset even after the tenant's roots changed under it.
+func (v *Validator) ValidateUpdate(ctx context.Context, old, dsm *aifv1.DatasetMount) (admission.Warnings, error) {
+	if dsm.DeletionTimestamp != nil || equality.Semantic.DeepEqual(old.Spec, dsm.Spec) {
+		return nil, nil
 	}
 	return nil, v.validate(ctx, dsm)
 }

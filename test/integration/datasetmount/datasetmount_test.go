@@ -374,3 +374,41 @@ func TestVerificationFailureIsReported(t *testing.T) {
 		g.Expect(st.Manifest).To(gomega.BeNil())
 	})
 }
+
+// A tenant that drops a storage root does not strand the DatasetMounts under it: they report NotPermitted, keep
+// their volume, and can still be protected while in use and deleted.
+func TestDroppedRootStrandsNothing(t *testing.T) {
+	ctx := context.Background()
+	setupTenant := builders.TenantQuota("stranded").Namespaces("stranded").Storage(fsDatasets, "/stranded", aifv1.ReadOnly).Obj()
+	if err := env.CreateNamespaces(ctx, "stranded"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, setupTenant); err != nil {
+		t.Fatal(err)
+	}
+	d := builders.DatasetMount("stranded", "old-data", "/stranded/old").Obj()
+	create(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
+	})
+	framework.Eventually(t, func(g gomega.Gomega) {
+		tq := &aifv1.TenantQuota{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: "stranded"}, tq)).To(gomega.Succeed())
+		tq.Spec.Storage = nil
+		g.Expect(c.Update(ctx, tq)).To(gomega.Succeed())
+	})
+	got := &aifv1.DatasetMount{}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), got)).To(gomega.Succeed())
+		g.Expect(condition(got.Status.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonNotPermitted))
+	})
+	tj := builders.TrainingJob("stranded", "still-reading").Dataset("old-data", "/data").Obj()
+	if err := c.Create(ctx, tj); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), got)).To(gomega.Succeed())
+		g.Expect(got.Finalizers).To(gomega.ContainElement(aifv1.InUseFinalizer))
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
+	})
+}

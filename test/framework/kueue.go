@@ -83,6 +83,7 @@ integrations:
 		"--feature-gates=VisibilityOnDemand=false", "--zap-log-level=info")
 	cmd.Env = append(os.Environ(), "KUEUE_METRICS_CERT_DIR="+filepath.Join(dir, "certs"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting kueue: %w", err)
 	}

@@ -69,13 +69,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := dsm.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("datasetmount: %w", err)
 	}
-	if err := (&trainingjob.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
+	if err := (&trainingjob.Reconciler{Client: c, Config: cfg}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("trainingjob: %w", err)
 	}
 	return nil
 }
 
-// CacheOptions scopes the manager's informers: Kueue queues and flavors, volumes, claims, Jobs and pods to those
+// CacheOptions scopes the manager's informers: Kueue queues and flavors, volumes, claims, Jobs, Services and pods to those
 // the operator manages, and nodes to GPU nodes (those with GPU Feature Discovery's product label).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{aifv1.ManagedByLabel: aifv1.ManagedByValue})
@@ -89,6 +89,7 @@ func CacheOptions() cache.Options {
 		&corev1.PersistentVolumeClaim{}: {Label: managed},
 		&corev1.Pod{}:                   {Label: managed},
 		&batchv1.Job{}:                  {Label: managed},
+		&corev1.Service{}:               {Label: managed},
 		&corev1.Node{}:                  {Label: gpuNodes},
 	}}
 }

@@ -1,0 +1,156 @@
+// Package trainingjob tests the TrainingJob controller on a real kube-apiserver and etcd with the stock Kueue
+// manager running as its own process. envtest runs no Job controller, PV binder or kubelet: where a test needs a
+// claim bound or a Job finished, it writes that status itself and says so.
+package trainingjob
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
+	"github.com/aifactory-eu/aifactory-operator/test/builders"
+	"github.com/aifactory-eu/aifactory-operator/test/framework"
+)
+
+const ns = "tj-medai"
+
+var (
+	env *framework.Env
+	c   client.Client
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	var err error
+	if env, err = framework.Start(framework.WithWebhooks()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	c = env.Client
+	ctx := context.Background()
+	logDir, err := os.MkdirTemp("", "trainingjob-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	k, err := env.StartKueue(ctx, logDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = k.Stop() }()
+	cfg := &configv1.Configuration{
+		TypeMeta:    metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
+		Filesystems: []configv1.Filesystem{{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/datasets"}}},
+		GPUClasses: []configv1.GPUClass{{Name: builders.GPUClassH100, Resource: "nvidia.com/gpu",
+			NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
+	}
+	op, err := env.StartOperator(cfg, testingclock.NewFakeClock(time.Now()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = op.Stop() }()
+	if err := env.CreateNamespaces(ctx, ns); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tq := builders.TenantQuota("tj-medai").Namespaces(ns).GPUs(builders.GPUClassH100, 16).Storage(builders.FilesystemData, "/medai", aifv1.ReadOnly).Obj()
+	if err := c.Create(ctx, tq); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "Kueue's log: %s/kueue.log\n", logDir)
+	}
+	return code
+}
+
+func trainingJob(g gomega.Gomega, name string) *aifv1.TrainingJob {
+	tj := &aifv1.TrainingJob{}
+	g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tj)).To(gomega.Succeed())
+	return tj
+}
+
+// A run waits, with the reason, until its dataset is ready; then it is queued as a suspended Indexed Job, Kueue
+// admits it on the H100 class, and it succeeds when its Job completes.
+func TestRunIsAcceptedAdmittedAndFinished(t *testing.T) {
+	ctx := context.Background()
+	tj := builders.TrainingJob(ns, "xray").Shape(2, 8).Dataset("xray-data", "/data").Obj()
+	if err := c.Create(ctx, tj); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := trainingJob(g, "xray")
+		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhasePending))
+		g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonDatasetNotReady))
+		g.Expect(got.Status.GPUs).To(gomega.Equal(int32(16)))
+	})
+	framework.Consistently(t, func(g gomega.Gomega) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(tj, 0)}, &batchv1.Job{})
+		g.Expect(err).To(gomega.HaveOccurred(), "nothing goes to Kueue before the dataset is ready")
+	})
+
+	dsm := builders.DatasetMount(ns, "xray-data", "/medai/xray").Obj()
+	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, dsm)).To(gomega.Succeed()) })
+	// The PersistentVolume binder does not run in envtest: bind the claim as it would.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		pvc := &corev1.PersistentVolumeClaim{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(dsm)}, pvc)).To(gomega.Succeed())
+		pvc.Status.Phase = corev1.ClaimBound
+		g.Expect(c.Status().Update(ctx, pvc)).To(gomega.Succeed())
+	})
+
+	job := &batchv1.Job{}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := trainingJob(g, "xray")
+		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhaseAdmitted))
+		g.Expect(got.Status.Admission).To(gomega.Equal(&aifv1.AdmissionStatus{GPUClass: builders.GPUClassH100, GPUs: 16}))
+		g.Expect(got.Status.Queue.ClusterQueue).To(gomega.Equal("tenant-tj-medai"))
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(tj, 0)}, job)).To(gomega.Succeed())
+		g.Expect(*job.Spec.Suspend).To(gomega.BeFalse(), "Kueue unsuspends the admitted job")
+		g.Expect(job.Spec.Template.Spec.NodeSelector).To(gomega.HaveKeyWithValue("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"))
+	})
+	if v := job.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim; v.ClaimName != datasetmount.ClaimName(dsm) || !v.ReadOnly {
+		t.Fatalf("dataset volume: %+v", v)
+	}
+
+	framework.Eventually(t, func(g gomega.Gomega) { // simulated: no Job controller in envtest
+		g.Expect(framework.CompleteJob(ctx, c, job)).To(gomega.Succeed())
+	})
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := trainingJob(g, "xray")
+		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded))
+		g.Expect(got.Status.CompletionTime).NotTo(gomega.BeNil())
+	})
+}
+
+// A run larger than the tenant's quota waits in Kueue with Kueue's own figures in its status.
+func TestRunBeyondQuotaWaitsWithKueuesReason(t *testing.T) {
+	tj := builders.TrainingJob(ns, "too-big").Shape(3, 8).Obj()
+	if err := c.Create(context.Background(), tj); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := trainingJob(g, "too-big")
+		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhaseQueued))
+		g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonPending))
+		g.Expect(got.Status.Message).To(gomega.ContainSubstring("nvidia.com/gpu in flavor h100-80gb"))
+	})
+}

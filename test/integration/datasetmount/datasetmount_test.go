@@ -204,11 +204,12 @@ func TestInUseProtection(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
 	})
 
-	// The job finishes (its controller would write this status).
-	tj.Status.Phase = aifv1.PhaseSucceeded
-	if err := c.Status().Update(ctx, tj); err != nil {
-		t.Fatal(err)
-	}
+	// The job finishes: written here as its controller would once the run ends (no Job controller in envtest).
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(tj), tj)).To(gomega.Succeed())
+		tj.Status.Phase = aifv1.PhaseSucceeded
+		g.Expect(c.Status().Update(ctx, tj)).To(gomega.Succeed())
+	})
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
 	})

@@ -126,8 +126,13 @@ func mount(d *aifv1.DatasetMount, name, path string, readOnly bool) *Mount {
 // ensureAttempt creates the Service and the attempt's Job if they are missing, and returns the Job with its
 // Kueue workload (nil until Kueue created it).
 func (r *Reconciler) ensureAttempt(ctx context.Context, tj *aifv1.TrainingJob, in Input) (*batchv1.Job, *kueue.Workload, error) {
-	if err := r.Client.Create(ctx, Service(tj)); client.IgnoreAlreadyExists(err) != nil {
-		return nil, nil, fmt.Errorf("creating service: %w", err)
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: ServiceName(tj)}, &corev1.Service{}); {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, Service(tj)); client.IgnoreAlreadyExists(err) != nil {
+			return nil, nil, fmt.Errorf("creating service: %w", err)
+		}
+	case err != nil:
+		return nil, nil, fmt.Errorf("reading service: %w", err)
 	}
 	job := &batchv1.Job{}
 	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: JobName(tj, in.Attempt)}, job); {

@@ -3,6 +3,8 @@
 package gpuclass
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
@@ -174,4 +177,19 @@ func FromFlavor(rf *kueue.ResourceFlavor) (Class, bool) {
 		Name: rf.Name, Resource: corev1.ResourceName(res), NodeLabels: rf.Spec.NodeLabels,
 		Tolerations: rf.Spec.Tolerations, PowerWatts: int32(power), Discovered: rf.Annotations[DiscoveredAnnotation] == "true",
 	}, true
+}
+
+// Known reads the GPU classes that currently have a managed ResourceFlavor, by name.
+func Known(ctx context.Context, c client.Reader) (map[string]Class, error) {
+	var flavors kueue.ResourceFlavorList
+	if err := c.List(ctx, &flavors, client.MatchingLabels{aifv1.ManagedByLabel: aifv1.ManagedByValue}); err != nil {
+		return nil, fmt.Errorf("listing resource flavors: %w", err)
+	}
+	out := map[string]Class{}
+	for i := range flavors.Items {
+		if cl, ok := FromFlavor(&flavors.Items[i]); ok {
+			out[cl.Name] = cl
+		}
+	}
+	return out, nil
 }

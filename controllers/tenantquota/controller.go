@@ -115,15 +115,10 @@ func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
 
 // observe reads the tenant's world from the cache.
 func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
-	obs := &Observed{Existing: map[string]bool{}, Classes: map[string]gpuclass.Class{}, LocalQueues: map[string]*kueue.LocalQueue{}}
-	var flavors kueue.ResourceFlavorList
-	if err := r.Client.List(ctx, &flavors); err != nil {
-		return nil, fmt.Errorf("listing resource flavors: %w", err)
-	}
-	for i := range flavors.Items {
-		if c, ok := gpuclass.FromFlavor(&flavors.Items[i]); ok {
-			obs.Classes[c.Name] = c
-		}
+	obs := &Observed{Existing: map[string]bool{}, LocalQueues: map[string]*kueue.LocalQueue{}}
+	var err error
+	if obs.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
+		return nil, err
 	}
 	var tenants aifv1.TenantQuotaList
 	if err := r.Client.List(ctx, &tenants); err != nil {

@@ -78,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (Surroundings, error) {
-	s := Surroundings{Classes: map[string]gpuclass.Class{}, DatasetMounts: map[string]*aifv1.DatasetMount{}}
+	s := Surroundings{DatasetMounts: map[string]*aifv1.DatasetMount{}}
 	var err error
 	if s.Tenant, err = datasetmount.TenantOf(ctx, r.Client, tj.Namespace); err != nil {
 		return s, err
@@ -90,14 +90,8 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 	case !apierrors.IsNotFound(err):
 		return s, fmt.Errorf("reading local queue: %w", err)
 	}
-	var flavors kueue.ResourceFlavorList
-	if err := r.Client.List(ctx, &flavors); err != nil {
-		return s, fmt.Errorf("listing resource flavors: %w", err)
-	}
-	for i := range flavors.Items {
-		if c, ok := gpuclass.FromFlavor(&flavors.Items[i]); ok {
-			s.Classes[c.Name] = c
-		}
+	if s.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
+		return s, err
 	}
 	for _, name := range datasetmount.DatasetsOf(tj) {
 		d := &aifv1.DatasetMount{}

@@ -30,10 +30,12 @@ type Kueue struct {
 	cmd  *exec.Cmd
 	dir  string
 	done chan error
+	// Log is the file Kueue's output goes to; it outlives Stop so that a failed suite can point at it.
+	Log string
 }
 
-// StartKueue starts the Kueue manager and waits until it is ready. logDir receives kueue.log.
-func (e *Env) StartKueue(ctx context.Context, logDir string) (*Kueue, error) {
+// StartKueue starts the Kueue manager and waits until it is ready. Its output goes to a temporary file, Log.
+func (e *Env) StartKueue(ctx context.Context) (*Kueue, error) {
 	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kueue")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("the Kueue manager is not built (run `make unit` or hack/ensure-bins.sh kueue): %w", err)
@@ -75,7 +77,7 @@ integrations:
 	if err := writeServingCert(filepath.Join(dir, "certs")); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(logDir, "kueue.log"))
+	logFile, err := os.CreateTemp("", "kueue-*.log")
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +89,7 @@ integrations:
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting kueue: %w", err)
 	}
-	k := &Kueue{cmd: cmd, dir: dir, done: make(chan error, 1)}
+	k := &Kueue{cmd: cmd, dir: dir, done: make(chan error, 1), Log: logFile.Name()}
 	go func() { k.done <- cmd.Wait(); _ = logFile.Close() }()
 	if err := k.waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", health)); err != nil {
 		_ = k.Stop()

@@ -45,12 +45,7 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	c = env.Client
-	logDir, err := os.MkdirTemp("", "tenantquota-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	k, err := env.StartKueue(context.Background(), logDir)
+	k, err := env.StartKueue(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -58,9 +53,9 @@ func run(m *testing.M) int {
 	defer func() { _ = k.Stop() }()
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "Kueue's log: %s/kueue.log\n", logDir)
+		fmt.Fprintf(os.Stderr, "Kueue's log: %s\n", k.Log)
 	} else {
-		_ = os.RemoveAll(logDir)
+		_ = os.Remove(k.Log)
 	}
 	return code
 }

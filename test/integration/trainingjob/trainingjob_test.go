@@ -43,12 +43,7 @@ func run(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	c = env.Client
 	ctx := context.Background()
-	logDir, err := os.MkdirTemp("", "trainingjob-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	k, err := env.StartKueue(ctx, logDir)
+	k, err := env.StartKueue(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -77,7 +72,9 @@ func run(m *testing.M) int {
 	}
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "Kueue's log: %s/kueue.log\n", logDir)
+		fmt.Fprintf(os.Stderr, "Kueue's log: %s\n", k.Log)
+	} else {
+		_ = os.Remove(k.Log)
 	}
 	return code
 }

@@ -48,7 +48,7 @@ func NewScheme() *runtime.Scheme {
 type Options struct {
 	// Config is the operator configuration.
 	Config *configv1.Configuration
-	// Clock tells the time of budget periods and the ledger; nil means the real clock.
+	// Clock tells the time of budget periods, the ledger and run deadlines; nil means the real clock.
 	Clock clock.PassiveClock
 }
 
@@ -69,7 +69,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := dsm.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("datasetmount: %w", err)
 	}
-	if err := (&trainingjob.Reconciler{Client: c, Config: cfg}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&trainingjob.Reconciler{Client: c, Config: cfg, Clock: o.Clock, Recorder: mgr.GetEventRecorder("trainingjob")}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("trainingjob: %w", err)
 	}
 	return nil

@@ -20,6 +20,10 @@ const (
 	// in the local factory. Simulation only: real clusters ignore it.
 	SimulatedResultAnnotation = "aifactory.eu/simulated-result"
 
+	// ShapeAnnotation, on a TrainingJob's Job, is a hash of the Job the run asked for when it was created. A
+	// queued run whose shape changed gets a new Job.
+	ShapeAnnotation = "aifactory.eu/shape"
+
 	// InUseFinalizer keeps a DatasetMount while an unfinished TrainingJob uses it.
 	InUseFinalizer = "aifactory.eu/in-use-protection"
 	// CleanupFinalizer lets the operator release Kueue objects of a TenantQuota once its work has finished.

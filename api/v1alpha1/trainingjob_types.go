@@ -305,9 +305,18 @@ type Usage struct {
 
 // AttemptUsage is the compute of one attempt.
 type AttemptUsage struct {
-	// attempt numbers the attempt from 0.
+	// attempt numbers the attempt from 0. A new attempt starts after a worker failure (a restart) or when a
+	// queued or suspended run was changed and is queued again.
 	Attempt int32 `json:"attempt"`
-	// gpuSeconds is admitted GPUs times the attempt's admitted time.
+	// gpus is the number of GPUs the attempt holds while admitted.
+	// +optional
+	GPUs int32 `json:"gpus,omitempty"`
+	// gpuClass is the GPU class Kueue assigned to the attempt.
+	// +optional
+	GPUClass string `json:"gpuClass,omitempty"`
+	// gpuSeconds is admitted GPUs times the attempt's admitted time. While the attempt runs, it counts the
+	// admissions that have ended (an attempt can be preempted and admitted again); the running admission is
+	// added when it ends.
 	GPUSeconds int64 `json:"gpuSeconds"`
 	// admittedAt is when Kueue admitted the attempt.
 	// +optional

@@ -11,7 +11,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -29,8 +33,10 @@ const WorkloadOwnerIndex = "metadata.ownerReferences.job"
 
 // Reconciler runs a TrainingJob as a suspended Indexed Job that Kueue admits, and mirrors its state.
 type Reconciler struct {
-	Client client.Client
-	Config *configv1.Configuration
+	Client   client.Client
+	Config   *configv1.Configuration
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=trainingjobs,verbs=get;list;watch
@@ -38,43 +44,178 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=aifactory.eu,resources=datasetmounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads;localqueues;resourceflavors,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=localqueues;resourceflavors,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile checks a run's references, hands it to Kueue once they check out, and mirrors its state.
+// Reconcile observes a run and its current attempt, derives the next status and the writes to its children
+// (Step), writes the status when it changed, then makes those writes.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tj := &aifv1.TrainingJob{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if tj.DeletionTimestamp != nil || tj.Status.Phase == aifv1.PhaseSucceeded || tj.Status.Phase == aifv1.PhaseFailed {
-		return ctrl.Result{}, nil // a finished run's status is its record; owned children go with it
+	if tj.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil // owned children go with it
 	}
-	s, err := r.surroundings(ctx, tj)
+	if done(tj.Status.Phase) {
+		return ctrl.Result{}, r.stopEnded(ctx, tj) // a finished run's status is its record
+	}
+	obs, in, err := r.observe(ctx, tj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	obs := Observed{Verdict: Accept(tj, s)}
+	st, act := Step(tj, obs)
+	if !equality.Semantic.DeepEqual(tj.Status, st) {
+		old := tj.Status
+		tj.Status = st
+		if err := r.Client.Status().Update(ctx, tj); err != nil {
+			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+		}
+		r.announce(tj, &old)
+	}
+	if err := r.act(ctx, tj, obs, in, act); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: act.RequeueAfter}, nil
+}
+
+// observe reads the run's surroundings, its acceptance, and its current attempt's Job, workload and pods.
+func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observed, Input, error) {
+	s, err := r.surroundings(ctx, tj)
+	if err != nil {
+		return Observed{}, Input{}, err
+	}
+	obs := Observed{Verdict: Accept(tj, s), DatasetMounts: s.DatasetMounts, Classes: s.Classes, Now: r.Clock.Now()}
+	in := Input{Attempt: CurrentAttempt(&tj.Status), Restarts: tj.Status.Restarts}
 	if obs.Verdict.Accepted {
-		in := Input{Attempt: tj.Status.Restarts, Datasets: mounts(tj, s.DatasetMounts)}
+		in.Datasets = mounts(tj, s.DatasetMounts)
 		if c, ok := s.Classes[tj.Spec.GPUClass]; ok {
 			in.Class = &c
 		}
 		if ck := tj.Spec.Checkpoint; ck != nil {
 			in.Checkpoint = mount(s.DatasetMounts[ck.DatasetMount], ck.DatasetMount, ck.MountPath, false)
 		}
-		if obs.Job, obs.Workload, err = r.ensureAttempt(ctx, tj, in); err != nil {
-			return ctrl.Result{}, err
+		obs.Shape = Shape(tj, in)
+	}
+	obs.Job, obs.Workload, err = r.attempt(ctx, tj, in.Attempt)
+	if err != nil || obs.Job == nil {
+		return obs, in, err
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(tj.Namespace), client.MatchingLabels{batchv1.JobNameLabel: obs.Job.Name}); err != nil {
+		return obs, in, fmt.Errorf("listing pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if metav1.IsControlledBy(&p, obs.Job) {
+			obs.Pods = append(obs.Pods, p)
 		}
 	}
-	st := ComputeStatus(tj, obs)
-	if equality.Semantic.DeepEqual(tj.Status, st) {
-		return ctrl.Result{}, nil
+	return obs, in, nil
+}
+
+// attempt reads the Job of an attempt and its Kueue workload (nil until Kueue created it).
+func (r *Reconciler) attempt(ctx context.Context, tj *aifv1.TrainingJob, attempt int32) (*batchv1.Job, *kueue.Workload, error) {
+	job := &batchv1.Job{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: JobName(tj, attempt)}, job); {
+	case apierrors.IsNotFound(err):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("reading job: %w", err)
+	case !metav1.IsControlledBy(job, tj):
+		return nil, nil, fmt.Errorf("job %s exists and does not belong to this TrainingJob", job.Name)
 	}
-	tj.Status = st
-	if err := r.Client.Status().Update(ctx, tj); err != nil {
-		return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+	var wls kueue.WorkloadList
+	if err := r.Client.List(ctx, &wls, client.InNamespace(tj.Namespace), client.MatchingFields{WorkloadOwnerIndex: job.Name}); err != nil {
+		return nil, nil, fmt.Errorf("listing workloads: %w", err)
 	}
-	return ctrl.Result{}, nil
+	for i := range wls.Items {
+		if metav1.IsControlledBy(&wls.Items[i], job) {
+			return job, &wls.Items[i], nil
+		}
+	}
+	return job, nil, nil
+}
+
+// act makes the writes a pass decided, after its status was written: it replaces a Job, creates the current
+// attempt's Job and the Service, and suspends or resumes the workload.
+func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observed, in Input, act Actions) error {
+	if j := act.DeleteJob; j != nil {
+		err := r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID})
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting job %s: %w", j.Name, err)
+		}
+	}
+	if obs.Verdict.Accepted {
+		if err := r.ensureService(ctx, tj); err != nil {
+			return err
+		}
+	}
+	if act.CreateJob && obs.Verdict.Accepted {
+		in.Attempt, in.Restarts = CurrentAttempt(&tj.Status), tj.Status.Restarts
+		if err := r.Client.Create(ctx, Job(tj, in)); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("creating job: %w", err)
+		}
+	}
+	if act.SetActive != nil && obs.Workload != nil {
+		return r.setActive(ctx, obs.Workload, *act.SetActive)
+	}
+	return nil
+}
+
+func (r *Reconciler) ensureService(ctx context.Context, tj *aifv1.TrainingJob) error {
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: ServiceName(tj)}, &corev1.Service{}); {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, Service(tj)); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("creating service: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading service: %w", err)
+	}
+	return nil
+}
+
+// setActive suspends (false) or resumes (true) a workload in Kueue: Kueue evicts an inactive workload, which
+// stops its Job's workers and releases its quota, and queues it again once it is active.
+func (r *Reconciler) setActive(ctx context.Context, wl *kueue.Workload, active bool) error {
+	patch := client.MergeFrom(wl.DeepCopy())
+	wl.Spec.Active = ptr.To(active)
+	if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("setting workload %s active=%t: %w", wl.Name, active, err)
+	}
+	return nil
+}
+
+// stopEnded makes sure that a run that failed at its deadline holds no quota: the deadline pass writes the
+// status before it deactivates the workload, so a crash in between is mended here.
+func (r *Reconciler) stopEnded(ctx context.Context, tj *aifv1.TrainingJob) error {
+	if tj.Status.Reason != aifv1.ReasonDeadlineExceeded {
+		return nil
+	}
+	job, wl, err := r.attempt(ctx, tj, CurrentAttempt(&tj.Status))
+	if err != nil || job == nil || wl == nil {
+		return err
+	}
+	if _, c := finished(job, wl); c == nil && ptr.Deref(wl.Spec.Active, true) {
+		return r.setActive(ctx, wl, false)
+	}
+	return nil
+}
+
+// announce records an event when the run's phase or reason changed, after the status write succeeded.
+func (r *Reconciler) announce(tj *aifv1.TrainingJob, old *aifv1.TrainingJobStatus) {
+	st := &tj.Status
+	if r.Recorder == nil || (old.Phase == st.Phase && old.Reason == st.Reason) {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	switch {
+	case st.Phase == aifv1.PhaseFailed, st.Phase == aifv1.PhaseRestarting,
+		st.Reason == aifv1.ReasonPreempted, st.Reason == aifv1.ReasonEvicted:
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(tj, nil, kind, st.Reason, string(st.Phase), "%s", st.Message)
 }
 
 func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (Surroundings, error) {
@@ -115,42 +256,6 @@ func mounts(tj *aifv1.TrainingJob, dsms map[string]*aifv1.DatasetMount) []Mount 
 
 func mount(d *aifv1.DatasetMount, name, path string, readOnly bool) *Mount {
 	return &Mount{Name: name, ClaimName: d.Status.ClaimName, SubPath: d.Status.SubPath, MountPath: path, ReadOnly: readOnly}
-}
-
-// ensureAttempt creates the Service and the attempt's Job if they are missing, and returns the Job with its
-// Kueue workload (nil until Kueue created it).
-func (r *Reconciler) ensureAttempt(ctx context.Context, tj *aifv1.TrainingJob, in Input) (*batchv1.Job, *kueue.Workload, error) {
-	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: ServiceName(tj)}, &corev1.Service{}); {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, Service(tj)); client.IgnoreAlreadyExists(err) != nil {
-			return nil, nil, fmt.Errorf("creating service: %w", err)
-		}
-	case err != nil:
-		return nil, nil, fmt.Errorf("reading service: %w", err)
-	}
-	job := &batchv1.Job{}
-	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: JobName(tj, in.Attempt)}, job); {
-	case apierrors.IsNotFound(err):
-		job = Job(tj, in)
-		if err := r.Client.Create(ctx, job); client.IgnoreAlreadyExists(err) != nil {
-			return nil, nil, fmt.Errorf("creating job: %w", err)
-		}
-		return job, nil, nil
-	case err != nil:
-		return nil, nil, fmt.Errorf("reading job: %w", err)
-	}
-	var wls kueue.WorkloadList
-	if err := r.Client.List(ctx, &wls, client.InNamespace(tj.Namespace), client.MatchingFields{WorkloadOwnerIndex: job.Name}); err != nil {
-		return nil, nil, fmt.Errorf("listing workloads: %w", err)
-	}
-	for i := range wls.Items {
-		for _, o := range wls.Items[i].OwnerReferences {
-			if o.UID == job.UID {
-				return job, &wls.Items[i], nil
-			}
-		}
-	}
-	return job, nil, nil
 }
 
 // SetupWithManager registers the index and the controller. Kueue's workloads reach their TrainingJob through

@@ -1,6 +1,7 @@
 package trainingjob
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -38,7 +39,11 @@ type Mount struct {
 
 // Input is what the desired objects of one attempt depend on besides the TrainingJob.
 type Input struct {
-	Attempt  int32
+	// Attempt numbers the attempt; it names the Job.
+	Attempt int32
+	// Restarts is the number of restarts after worker failures so far; workers read it as
+	// AIFACTORY_RESTART_COUNT.
+	Restarts int32
 	Class    *gpuclass.Class // the pinned GPU class, if the job pins one
 	Datasets []Mount
 	// Checkpoint is the read-write checkpoint mount, if any.
@@ -86,6 +91,27 @@ func Service(tj *aifv1.TrainingJob) *corev1.Service {
 // Job is the suspended Indexed Job of one attempt: one worker per node, queued in the tenant's LocalQueue. Kueue
 // admits it as a whole, injects the GPU class's node selector and tolerations, and unsuspends it.
 func Job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {
+	j := job(tj, in)
+	j.Annotations = map[string]string{aifv1.ShapeAnnotation: Shape(tj, in)}
+	return j
+}
+
+// Shape is a hash of what an attempt's Job is made of, apart from the attempt's number and restart count. A
+// Job whose shape annotation differs was made for an earlier version of the run.
+func Shape(tj *aifv1.TrainingJob, in Input) string {
+	in.Attempt, in.Restarts = 0, 0
+	j := job(tj, in)
+	b, err := json.Marshal(struct {
+		Labels map[string]string
+		Spec   batchv1.JobSpec
+	}{j.Labels, j.Spec})
+	if err != nil {
+		panic(fmt.Sprintf("a Job always marshals: %v", err))
+	}
+	return names.Hash(string(b))
+}
+
+func job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {
 	l := labels(tj)
 	l[QueueLabel] = tj.Spec.QueueName
 	if tj.Spec.PriorityClassName != "" {
@@ -178,7 +204,7 @@ func workerEnv(tj *aifv1.TrainingJob, in Input) []corev1.EnvVar {
 		withName(rank, "NODE_RANK"),
 		{Name: "MASTER_ADDR", Value: master},
 		{Name: "MASTER_PORT", Value: port},
-		{Name: "AIFACTORY_RESTART_COUNT", Value: strconv.Itoa(int(in.Attempt))},
+		{Name: "AIFACTORY_RESTART_COUNT", Value: strconv.Itoa(int(in.Restarts))},
 	}
 	if in.Checkpoint != nil {
 		env = append(env, corev1.EnvVar{Name: "CHECKPOINT_DIR", Value: in.Checkpoint.MountPath})

@@ -41,7 +41,7 @@ func TestJob(t *testing.T) {
 	}{{
 		name: "four H100 nodes with a dataset and a checkpoint, second attempt",
 		tj:   builders.TrainingJob("medai-dev", "xray-finetune").Shape(4, 8).GPUClass("h100-80gb").Priority("high").Dataset("xray", "/data/xray").Checkpoint("ckpt", "/ckpt").Obj(),
-		in:   Input{Attempt: 1, Class: h100, Datasets: []Mount{xray}, Checkpoint: ckpt},
+		in:   Input{Attempt: 1, Restarts: 1, Class: h100, Datasets: []Mount{xray}, Checkpoint: ckpt},
 		check: func(t *testing.T, s corev1.PodSpec, e map[string]string) {
 			want := map[string]string{
 				"PET_NNODES": "4", "PET_NPROC_PER_NODE": "8", "PET_NODE_RANK": index,
@@ -137,5 +137,24 @@ func TestNames(t *testing.T) {
 	svc := Service(builders.TrainingJob("medai-dev", "run").Obj())
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses || svc.Spec.Selector[aifv1.TrainingJobLabel] != "run" {
 		t.Errorf("headless service: %+v", svc.Spec)
+	}
+}
+
+func TestShapeIgnoresTheAttemptAndFollowsTheRun(t *testing.T) {
+	tj := builders.TrainingJob("ns", "run").Shape(2, 8).Obj()
+	first, later := Shape(tj, Input{}), Shape(tj, Input{Attempt: 3, Restarts: 2})
+	if first != later {
+		t.Errorf("the attempt changed the shape: %s, %s", first, later)
+	}
+	if got := Job(tj, Input{Attempt: 3}).Annotations[aifv1.ShapeAnnotation]; got != first {
+		t.Errorf("Job annotation %q, want %q", got, first)
+	}
+	bigger := tj.DeepCopy()
+	bigger.Spec.Nodes = 4
+	moved := Shape(tj, Input{Datasets: []Mount{{Name: "x", ClaimName: "dataset-x", MountPath: "/data"}}})
+	for name, s := range map[string]string{"nodes": Shape(bigger, Input{}), "datasets": moved} {
+		if s == first {
+			t.Errorf("a change of %s kept the shape", name)
+		}
 	}
 }

@@ -2,61 +2,424 @@ package trainingjob
 
 import (
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 )
 
-// Observed is what one pass read of a TrainingJob's current attempt.
+// Observed is what one pass read of a TrainingJob's surroundings and of its current attempt.
 type Observed struct {
-	Verdict  Verdict
-	Job      *batchv1.Job
+	// Verdict is the acceptance check. It gates the creation of a Job; a Job that exists is followed whatever
+	// the verdict says now.
+	Verdict Verdict
+	// Shape is the shape hash of the Job the run asks for now (empty while not accepted).
+	Shape string
+	// Job is the current attempt's Job, nil while it does not exist.
+	Job *batchv1.Job
+	// Workload is Kueue's workload of Job, nil until Kueue created it.
 	Workload *kueue.Workload
+	// Pods are the current Job's pods.
+	Pods []corev1.Pod
+	// DatasetMounts are the run's DatasetMounts by name, for the run record.
+	DatasetMounts map[string]*aifv1.DatasetMount
+	// Classes are the known GPU classes by name, for the energy estimate.
+	Classes map[string]gpuclass.Class
+	// Now is the time of the pass.
+	Now time.Time
 }
 
-// ComputeStatus derives the TrainingJob's status from its acceptance, Kueue's Workload and the Job. It starts
-// from the old status so that transition times survive.
-func ComputeStatus(tj *aifv1.TrainingJob, obs Observed) aifv1.TrainingJobStatus {
+// Actions are the writes to children that follow the status write of a pass.
+type Actions struct {
+	// CreateJob asks for the Job of the current attempt (the last entry of status.usage.attempts).
+	CreateJob bool
+	// DeleteJob is a queued Job replaced by a new attempt after the run changed.
+	DeleteJob *batchv1.Job
+	// SetActive sets the current workload's spec.active: false to suspend the run or stop it at its deadline,
+	// true to resume it.
+	SetActive *bool
+	// RequeueAfter is when the run reaches maxRunDuration, while it is admitted.
+	RequeueAfter time.Duration
+}
+
+// outcome is a phase with its reason and message.
+type outcome struct {
+	phase   aifv1.TrainingJobPhase
+	reason  string
+	message string
+}
+
+// Step derives a TrainingJob's next status, and the writes to its children, from what a pass observed. It is a
+// pure function of the old status and the observation: the decision to start a new attempt is recorded in the
+// status (a new usage entry, and the restart count) before the attempt's Job is created, so a pass that is
+// repeated after a crash reaches the same Job by name.
+func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions) {
 	st := *tj.Status.DeepCopy()
 	st.ObservedGeneration = tj.Generation
 	st.GPUs = tj.Spec.Nodes * tj.Spec.GPUsPerNode
-	set := func(t string, ok bool, reason, msg string) {
-		s := metav1.ConditionFalse
-		if ok {
-			s = metav1.ConditionTrue
-		}
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: tj.Generation})
+	if st.Usage == nil {
+		st.Usage = &aifv1.Usage{}
 	}
-	set(aifv1.ConditionAccepted, obs.Verdict.Accepted, obs.Verdict.Reason, obs.Verdict.Message)
-	phase, reason, msg := phaseOf(tj, obs)
-	st.Phase, st.Reason, st.Message = phase, reason, msg
-	if obs.Workload != nil {
-		st.Queue = &aifv1.QueueStatus{LocalQueue: tj.Spec.QueueName, Workload: obs.Workload.Name}
-		if c := apimeta.FindStatusCondition(obs.Workload.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil {
+	var act Actions
+	var o outcome
+	if obs.Job == nil {
+		o = start(tj, obs, &st, &act)
+	} else {
+		if apimeta.FindStatusCondition(st.Conditions, aifv1.ConditionAccepted) == nil {
+			setCondition(&st, tj, aifv1.ConditionAccepted, true, aifv1.ReasonAccepted, "the run was handed to Kueue")
+		}
+		o = follow(tj, obs, &st, &act)
+	}
+	st.Phase, st.Reason, st.Message = o.phase, o.reason, o.message
+	conditions(tj, &st, o)
+	total(&st, obs.Classes)
+	if done(o.phase) {
+		if st.CompletionTime == nil {
+			st.CompletionTime = ptr.To(metav1.NewTime(obs.Now))
+		}
+		st.Record = record(tj, obs, &st)
+	}
+	if len(st.Usage.Attempts) == 0 {
+		st.Usage = nil
+	}
+	return st, act
+}
+
+func done(p aifv1.TrainingJobPhase) bool { return p == aifv1.PhaseSucceeded || p == aifv1.PhaseFailed }
+
+// start handles a pass without a Job: the run waits for its references, stays suspended, or gets its Job.
+func start(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
+	v := obs.Verdict
+	setCondition(st, tj, aifv1.ConditionAccepted, v.Accepted, v.Reason, v.Message)
+	st.Admission = nil
+	switch {
+	case tj.Spec.Suspend:
+		return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; the run is not queued"}
+	case !v.Accepted:
+		return outcome{aifv1.PhasePending, v.Reason, v.Message}
+	}
+	if len(st.Usage.Attempts) == 0 {
+		newAttempt(st)
+	}
+	act.CreateJob = true
+	return waiting(st, "handing the run to Kueue")
+}
+
+// follow mirrors the current attempt's Job and workload, and decides restarts, deadlines and suspension.
+func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
+	if len(st.Usage.Attempts) == 0 {
+		newAttempt(st) // the status was lost; the Job found by name is attempt 0
+	}
+	cur := &st.Usage.Attempts[len(st.Usage.Attempts)-1]
+	u := usageOf(tj, obs.Workload)
+	refresh(cur, u, obs.Workload)
+	if end, c := finished(obs.Job, obs.Workload); c != nil {
+		if end == nil {
+			return keep(st) // Kueue has not finished the workload yet; its end time is what the tenant is charged
+		}
+		settle(cur, u, *end)
+		if c.Type == batchv1.JobComplete {
+			return outcome{aifv1.PhaseSucceeded, aifv1.ReasonCompleted, fmt.Sprintf("all %d workers finished", tj.Spec.Nodes)}
+		}
+		return failed(tj, st, act, c.Message, *end)
+	}
+	if left, bounded := remaining(tj, st, u, obs.Now); bounded {
+		if left <= 0 {
+			settle(cur, u, obs.Now)
+			if obs.Workload != nil && ptr.Deref(obs.Workload.Spec.Active, true) {
+				act.SetActive = ptr.To(false)
+			}
+			return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("the run was admitted for longer than maxRunDuration %s", tj.Spec.MaxRunDuration.Duration)}
+		}
+		if admitted(obs.Workload) {
+			act.RequeueAfter = left
+		}
+	}
+	if !reserved(obs.Workload) && !tj.Spec.Suspend && obs.Verdict.Accepted && obs.Shape != "" && obs.Job.Annotations[aifv1.ShapeAnnotation] != obs.Shape {
+		settle(cur, u, obs.Now)
+		newAttempt(st)
+		act.DeleteJob, act.CreateJob = obs.Job, true
+		st.Admission = nil
+		return waiting(st, "the run was changed while it waited; it is queued again with the new shape")
+	}
+	return mirror(tj, obs, st, act)
+}
+
+// failed ends an attempt whose worker failed: a new attempt while restarts are left, else the end of the run.
+func failed(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, act *Actions, why string, at time.Time) outcome {
+	attempt := st.Usage.Attempts[len(st.Usage.Attempts)-1].Attempt
+	if why == "" {
+		why = "a worker failed"
+	}
+	if left, bounded := remaining(tj, st, tenantquota.WorkloadUsage{}, at); bounded && left <= 0 {
+		return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("attempt %d failed (%s) after maxRunDuration %s was used up", attempt, why, tj.Spec.MaxRunDuration.Duration)}
+	}
+	if st.Restarts >= tj.Spec.MaxRestarts {
+		return outcome{aifv1.PhaseFailed, aifv1.ReasonRestartsExhausted, fmt.Sprintf("attempt %d failed (%s) after %d of %d restarts", attempt, why, st.Restarts, tj.Spec.MaxRestarts)}
+	}
+	st.Restarts++
+	newAttempt(st)
+	act.CreateJob = true
+	st.Admission = nil
+	return outcome{aifv1.PhaseRestarting, aifv1.ReasonWorkerFailed, fmt.Sprintf("attempt %d failed (%s); restart %d of %d", attempt, why, st.Restarts, tj.Spec.MaxRestarts)}
+}
+
+// mirror reads the phase of a Job that neither finished nor must be replaced, and suspends or resumes it.
+func mirror(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
+	wl := obs.Workload
+	st.Admission = nil
+	if wl != nil {
+		st.Queue = &aifv1.QueueStatus{LocalQueue: tj.Spec.QueueName, Workload: wl.Name}
+		if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil {
 			st.Queue.Reason, st.Queue.Message = c.Reason, c.Message
 		}
-		if a := obs.Workload.Status.Admission; a != nil {
+		if a := wl.Status.Admission; a != nil {
 			st.Queue.ClusterQueue = string(a.ClusterQueue)
-			st.Admission = admission(tj, a)
 		}
 	}
-	admitted := phase == aifv1.PhaseAdmitted || phase == aifv1.PhaseRunning || phase == aifv1.PhaseSucceeded
-	set(aifv1.ConditionAdmitted, admitted, reasonOr(admitted, aifv1.ReasonAdmitted, reason), msg)
-	set(aifv1.ConditionRunning, phase == aifv1.PhaseRunning, reasonOr(phase == aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, reason), msg)
-	done := phase == aifv1.PhaseSucceeded || phase == aifv1.PhaseFailed
-	set(aifv1.ConditionSucceeded, phase == aifv1.PhaseSucceeded, reason, msg)
-	set(aifv1.ConditionFailed, phase == aifv1.PhaseFailed, reason, msg)
-	set(aifv1.ConditionReconciling, !done, reason, msg)
-	if done && st.CompletionTime == nil {
-		now := metav1.Now()
-		st.CompletionTime = &now
+	active := wl == nil || ptr.Deref(wl.Spec.Active, true)
+	switch {
+	case tj.Spec.Suspend:
+		if wl != nil && active {
+			act.SetActive = ptr.To(false)
+		}
+		if admitted(wl) {
+			return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; Kueue is stopping the workers"}
+		}
+		return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; the run holds no quota and keeps its place in its attempt"}
+	case !active:
+		act.SetActive = ptr.To(true)
+		return waiting(st, "resumed; queued again")
 	}
-	return st
+	if c := evicted(wl); c != nil {
+		reason := aifv1.ReasonEvicted
+		if c.Reason == kueue.WorkloadEvictedByPreemption {
+			reason = aifv1.ReasonPreempted
+		}
+		return outcome{aifv1.PhaseQueued, reason, fmt.Sprintf("%s by Kueue: %s", c.Reason, c.Message)}
+	}
+	if !admitted(wl) {
+		msg := "waiting for Kueue to see the job"
+		if st.Queue != nil && st.Queue.Message != "" {
+			msg = st.Queue.Message
+		}
+		return waiting(st, msg)
+	}
+	st.Admission = admission(tj, wl.Status.Admission, obs.Pods)
+	for _, a := range st.Usage.Attempts {
+		if st.StartTime == nil {
+			st.StartTime = a.AdmittedAt
+		}
+	}
+	if ptr.Deref(obs.Job.Status.Ready, 0) >= tj.Spec.Nodes {
+		return outcome{aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, fmt.Sprintf("%d workers run", tj.Spec.Nodes)}
+	}
+	return outcome{aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting, fmt.Sprintf("admitted by Kueue; %d of %d workers run", ptr.Deref(obs.Job.Status.Ready, 0), tj.Spec.Nodes)}
+}
+
+// waiting is the outcome of an attempt that waits for Kueue: Queued, or Restarting after a worker failure
+// until the new attempt is admitted.
+func waiting(st *aifv1.TrainingJobStatus, msg string) outcome {
+	cur := st.Usage.Attempts[len(st.Usage.Attempts)-1]
+	if st.Restarts > 0 && cur.AdmittedAt == nil {
+		return outcome{aifv1.PhaseRestarting, aifv1.ReasonPending, fmt.Sprintf("restart %d, attempt %d: %s", st.Restarts, cur.Attempt, msg)}
+	}
+	return outcome{aifv1.PhaseQueued, aifv1.ReasonPending, msg}
+}
+
+func keep(st *aifv1.TrainingJobStatus) outcome {
+	return outcome{st.Phase, st.Reason, st.Message}
+}
+
+// newAttempt opens the usage entry of the next attempt; the Job of the last entry is the current attempt.
+func newAttempt(st *aifv1.TrainingJobStatus) {
+	st.Usage.Attempts = append(st.Usage.Attempts, aifv1.AttemptUsage{Attempt: int32(len(st.Usage.Attempts))})
+}
+
+// CurrentAttempt is the number of the attempt whose Job the run follows.
+func CurrentAttempt(st *aifv1.TrainingJobStatus) int32 {
+	if st.Usage == nil || len(st.Usage.Attempts) == 0 {
+		return 0
+	}
+	return st.Usage.Attempts[len(st.Usage.Attempts)-1].Attempt
+}
+
+func usageOf(tj *aifv1.TrainingJob, wl *kueue.Workload) tenantquota.WorkloadUsage {
+	if wl == nil {
+		return tenantquota.WorkloadUsage{}
+	}
+	res := corev1.ResourceName(tj.Spec.GPUResource)
+	return tenantquota.UsageOf(wl, func(r corev1.ResourceName) bool { return r == res })
+}
+
+// refresh brings the current attempt's entry up to date with its workload: GPUs, class, first admission, and
+// the GPU-seconds of admissions that have ended. The running admission is added by settle, so that a running
+// attempt's status does not change with the clock.
+func refresh(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, wl *kueue.Workload) {
+	if wl == nil {
+		return
+	}
+	if u.GPUs > 0 {
+		a.GPUs = int32(u.GPUs)
+	}
+	if adm := wl.Status.Admission; adm != nil {
+		for _, ps := range adm.PodSetAssignments {
+			for _, f := range ps.Flavors {
+				a.GPUClass = string(f)
+				break
+			}
+		}
+	}
+	if a.AdmittedAt == nil && u.AdmittedAt != nil {
+		a.AdmittedAt = ptr.To(metav1.NewTime(*u.AdmittedAt))
+	}
+	if u.AdmittedAt != nil && u.EndedAt != nil {
+		a.GPUSeconds = u.GPUSecondsAt(*u.EndedAt)
+	} else {
+		a.GPUSeconds = u.PastSeconds * u.GPUs
+	}
+}
+
+// settle closes an attempt's entry at end.
+func settle(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, end time.Time) {
+	if u.GPUs > 0 {
+		a.GPUSeconds = u.GPUSecondsAt(end)
+	}
+	if a.EndedAt == nil {
+		a.EndedAt = ptr.To(metav1.NewTime(end))
+	}
+}
+
+// remaining is the admitted time left before maxRunDuration, counting ended attempts and the current workload
+// up to now; bounded is false without maxRunDuration.
+func remaining(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, u tenantquota.WorkloadUsage, now time.Time) (time.Duration, bool) {
+	if tj.Spec.MaxRunDuration == nil {
+		return 0, false
+	}
+	var secs int64
+	for i, a := range st.Usage.Attempts {
+		if i == len(st.Usage.Attempts)-1 && u.GPUs > 0 {
+			secs += u.GPUSecondsAt(now) / u.GPUs
+		} else if a.GPUs > 0 {
+			secs += a.GPUSeconds / int64(a.GPUs)
+		}
+	}
+	return tj.Spec.MaxRunDuration.Duration - time.Duration(secs)*time.Second, true
+}
+
+// finished returns the Job's final condition, if any, and when the attempt ended: the time Kueue finished the
+// workload (what the tenant's ledger charges), or the Job's own time when Kueue no longer has the workload. The
+// end is nil while Kueue has yet to finish the workload.
+func finished(job *batchv1.Job, wl *kueue.Workload) (*time.Time, *batchv1.JobCondition) {
+	for i := range job.Status.Conditions {
+		c := &job.Status.Conditions[i]
+		if c.Status != corev1.ConditionTrue || (c.Type != batchv1.JobComplete && c.Type != batchv1.JobFailed) {
+			continue
+		}
+		if wl == nil {
+			return ptr.To(c.LastTransitionTime.UTC()), c
+		}
+		if f := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadFinished); f != nil && f.Status == metav1.ConditionTrue {
+			return ptr.To(f.LastTransitionTime.UTC()), c
+		}
+		return nil, c
+	}
+	return nil, nil
+}
+
+func admitted(wl *kueue.Workload) bool {
+	return wl != nil && apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted)
+}
+
+func reserved(wl *kueue.Workload) bool {
+	return wl != nil && (admitted(wl) || apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved))
+}
+
+func evicted(wl *kueue.Workload) *metav1.Condition {
+	if wl == nil {
+		return nil
+	}
+	if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadEvicted); c != nil && c.Status == metav1.ConditionTrue {
+		return c
+	}
+	return nil
+}
+
+// admission reads what Kueue granted: the flavor of the GPU resource, the GPUs, and the nodes of the workers.
+func admission(tj *aifv1.TrainingJob, a *kueue.Admission, pods []corev1.Pod) *aifv1.AdmissionStatus {
+	out := &aifv1.AdmissionStatus{GPUs: tj.Spec.Nodes * tj.Spec.GPUsPerNode, Nodes: nodesOf(pods)}
+	for _, ps := range a.PodSetAssignments {
+		if f, ok := ps.Flavors[corev1.ResourceName(tj.Spec.GPUResource)]; ok {
+			out.GPUClass = string(f)
+		}
+	}
+	return out
+}
+
+// nodesOf lists the nodes of the workers in completion-index order, once every worker has one.
+func nodesOf(pods []corev1.Pod) []string {
+	byIndex := map[int]string{}
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		if i, err := strconv.Atoi(p.Annotations[batchv1.JobCompletionIndexAnnotation]); err == nil {
+			byIndex[i] = p.Spec.NodeName
+		}
+	}
+	idx := make([]int, 0, len(byIndex))
+	for i := range byIndex {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	out := make([]string, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, byIndex[i])
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func setCondition(st *aifv1.TrainingJobStatus, tj *aifv1.TrainingJob, t string, ok bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: tj.Generation})
+}
+
+// conditions sets the conditions that follow from the phase. Reconciling and Stalled follow kstatus: a run is
+// Reconciling until it ends, and Stalled when it failed.
+func conditions(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, o outcome) {
+	p := o.phase
+	in := func(ps ...aifv1.TrainingJobPhase) bool {
+		for _, x := range ps {
+			if p == x {
+				return true
+			}
+		}
+		return false
+	}
+	isAdmitted := in(aifv1.PhaseAdmitted, aifv1.PhaseRunning, aifv1.PhaseSucceeded)
+	setCondition(st, tj, aifv1.ConditionAdmitted, isAdmitted, reasonOr(isAdmitted, aifv1.ReasonAdmitted, o.reason), o.message)
+	setCondition(st, tj, aifv1.ConditionRunning, p == aifv1.PhaseRunning, reasonOr(p == aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, o.reason), o.message)
+	setCondition(st, tj, aifv1.ConditionSucceeded, p == aifv1.PhaseSucceeded, o.reason, o.message)
+	setCondition(st, tj, aifv1.ConditionFailed, p == aifv1.PhaseFailed, o.reason, o.message)
+	setCondition(st, tj, aifv1.ConditionReconciling, !done(p), o.reason, o.message)
+	setCondition(st, tj, aifv1.ConditionStalled, p == aifv1.PhaseFailed, o.reason, o.message)
 }
 
 func reasonOr(ok bool, yes, no string) string {
@@ -66,49 +429,79 @@ func reasonOr(ok bool, yes, no string) string {
 	return no
 }
 
-// phaseOf reads the run's phase: not accepted, waiting in Kueue, admitted, running, or finished.
-func phaseOf(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobPhase, string, string) {
-	if !obs.Verdict.Accepted {
-		return aifv1.PhasePending, obs.Verdict.Reason, obs.Verdict.Message
+// total sums the attempts' GPU-seconds, and estimates energy from each attempt's GPU class power.
+func total(st *aifv1.TrainingJobStatus, classes map[string]gpuclass.Class) {
+	st.Usage.GPUSeconds, st.Usage.EnergyJoules = 0, 0
+	for _, a := range st.Usage.Attempts {
+		st.Usage.GPUSeconds += a.GPUSeconds
+		st.Usage.EnergyJoules += a.GPUSeconds * int64(classes[a.GPUClass].PowerWatts)
 	}
-	if obs.Job != nil {
-		for _, c := range obs.Job.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch c.Type {
-			case batchv1.JobComplete:
-				return aifv1.PhaseSucceeded, aifv1.ReasonCompleted, fmt.Sprintf("all %d workers finished", tj.Spec.Nodes)
-			case batchv1.JobFailed:
-				return aifv1.PhaseFailed, aifv1.ReasonWorkerFailed, c.Message
-			}
-		}
-	}
-	wl := obs.Workload
-	if wl == nil || !apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) {
-		msg := "waiting for Kueue to see the job"
-		if wl != nil {
-			if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil && c.Message != "" {
-				msg = c.Message
-			}
-			if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadEvicted); c != nil && c.Status == metav1.ConditionTrue {
-				return aifv1.PhaseQueued, aifv1.ReasonEvicted, fmt.Sprintf("%s: %s", c.Reason, c.Message)
-			}
-		}
-		return aifv1.PhaseQueued, aifv1.ReasonPending, msg
-	}
-	if obs.Job != nil && obs.Job.Status.Ready != nil && *obs.Job.Status.Ready >= tj.Spec.Nodes {
-		return aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, fmt.Sprintf("%d workers run", tj.Spec.Nodes)
-	}
-	return aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting, "admitted by Kueue; workers are starting"
 }
 
-// admission reads what Kueue granted: the flavor of the GPU resource and the GPUs.
-func admission(tj *aifv1.TrainingJob, a *kueue.Admission) *aifv1.AdmissionStatus {
-	out := &aifv1.AdmissionStatus{GPUs: tj.Spec.Nodes * tj.Spec.GPUsPerNode}
-	for _, ps := range a.PodSetAssignments {
-		if f, ok := ps.Flavors[corev1.ResourceName(tj.Spec.GPUResource)]; ok {
-			out.GPUClass = string(f)
+// record is the run's evidence, taken when it ends: images (by digest where the runtime reported one), the
+// datasets with their verified digests, the GPUs and nodes, the times and the result.
+func record(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus) *aifv1.RunRecord {
+	r := &aifv1.RunRecord{
+		Images:         images(tj, obs.Pods),
+		GPUs:           st.GPUs,
+		StartTime:      st.StartTime,
+		CompletionTime: st.CompletionTime,
+		Result:         st.Phase,
+	}
+	if n := len(st.Usage.Attempts); n > 0 {
+		r.GPUClass = st.Usage.Attempts[n-1].GPUClass
+		r.GPUs = st.Usage.Attempts[n-1].GPUs
+	}
+	if st.Admission != nil {
+		r.Nodes = st.Admission.Nodes
+	}
+	if r.Nodes == nil {
+		r.Nodes = nodesOf(obs.Pods)
+	}
+	add := func(name string, access aifv1.Access) {
+		d := obs.DatasetMounts[name]
+		if d == nil {
+			r.Datasets = append(r.Datasets, aifv1.DatasetRecord{Name: name, Access: access})
+			return
+		}
+		rec := aifv1.DatasetRecord{Name: name, Filesystem: d.Spec.Filesystem, Path: d.Spec.Path, Access: access, Version: d.Spec.Version}
+		if m := d.Status.Manifest; m != nil {
+			rec.ManifestDigest = m.Digest
+		}
+		r.Datasets = append(r.Datasets, rec)
+	}
+	for _, d := range tj.Spec.Datasets {
+		add(d.Name, aifv1.ReadOnly)
+	}
+	if ck := tj.Spec.Checkpoint; ck != nil {
+		add(ck.DatasetMount, aifv1.ReadWrite)
+	}
+	return r
+}
+
+// images lists each container's image by the digest the runtime reported, else by its reference.
+func images(tj *aifv1.TrainingJob, pods []corev1.Pod) []string {
+	ids := map[string]string{}
+	for _, p := range pods {
+		for _, cs := range p.Status.ContainerStatuses {
+			if id := cs.ImageID; strings.Contains(id, "@sha256:") {
+				if _, after, ok := strings.Cut(id, "://"); ok {
+					id = after // runtimes prefix the ID with a scheme such as docker-pullable://
+				}
+				ids[cs.Name] = id
+			}
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range tj.Spec.Template.Spec.Containers {
+		img := c.Image
+		if id, ok := ids[c.Name]; ok {
+			img = id
+		}
+		if !seen[img] {
+			seen[img] = true
+			out = append(out, img)
 		}
 	}
 	return out

@@ -2,80 +2,329 @@ package trainingjob
 
 import (
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
-func TestComputeStatus(t *testing.T) {
-	tj := builders.TrainingJob("ns", "run").Shape(2, 8).Obj()
-	tj.Generation = 2
-	accepted := Verdict{Accepted: true, Reason: aifv1.ReasonAccepted, Message: "queued"}
-	pendingWL := &kueue.Workload{ObjectMeta: metav1.ObjectMeta{Name: "job-run-0-abc"}, Status: kueue.WorkloadStatus{Conditions: []metav1.Condition{
-		{Type: kueue.WorkloadQuotaReserved, Status: metav1.ConditionFalse, Reason: "Pending", Message: "insufficient unused quota for nvidia.com/gpu in flavor h100-80gb, 8 more needed"}}}}
-	admittedWL := &kueue.Workload{ObjectMeta: metav1.ObjectMeta{Name: "job-run-0-abc"}, Status: kueue.WorkloadStatus{
-		Conditions: []metav1.Condition{
-			{Type: kueue.WorkloadQuotaReserved, Status: metav1.ConditionTrue, Reason: "QuotaReserved"},
-			{Type: kueue.WorkloadAdmitted, Status: metav1.ConditionTrue, Reason: "Admitted"},
-		},
-		Admission: &kueue.Admission{ClusterQueue: "tenant-medai", PodSetAssignments: []kueue.PodSetAssignment{
-			{Name: "main", Flavors: map[corev1.ResourceName]kueue.ResourceFlavorReference{"nvidia.com/gpu": "h100-80gb", "cpu": "h100-80gb"}}}},
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
+
+// wl is a Kueue workload of a 2-node run with 8 GPUs per node.
+type wl struct{ *kueue.Workload }
+
+func workload() wl {
+	q := resource.MustParse("8")
+	return wl{&kueue.Workload{
+		ObjectMeta: metav1.ObjectMeta{Name: "job-run-0-abcde", CreationTimestamp: at(0)},
+		Spec: kueue.WorkloadSpec{PodSets: []kueue.PodSet{{Name: "main", Count: 2, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "trainer", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"nvidia.com/gpu": q}}}},
+		}}}}},
 	}}
-	evictedWL := pendingWL.DeepCopy()
-	evictedWL.Status.Conditions = append(evictedWL.Status.Conditions, metav1.Condition{Type: kueue.WorkloadEvicted, Status: metav1.ConditionTrue, Reason: "Preempted", Message: "reclaimed by tenant-b"})
-	job := func(ready int32, conds ...batchv1.JobConditionType) *batchv1.Job {
-		j := &batchv1.Job{Status: batchv1.JobStatus{Ready: ptr.To(ready)}}
-		for _, c := range conds {
-			j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: c, Status: corev1.ConditionTrue, Message: "worker 1 exited with 137"})
-		}
-		return j
+}
+
+func (w wl) cond(t string, ok bool, reason, msg string, when time.Duration) wl {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
 	}
+	apimeta.SetStatusCondition(&w.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, LastTransitionTime: at(when)})
+	return w
+}
+
+func (w wl) pending() wl {
+	return w.cond(kueue.WorkloadQuotaReserved, false, "Pending", "insufficient unused quota for nvidia.com/gpu in flavor h100-80gb, 8 more needed", 0)
+}
+
+func (w wl) admitted(when time.Duration) wl {
+	w.Status.Admission = &kueue.Admission{ClusterQueue: "tenant-medai", PodSetAssignments: []kueue.PodSetAssignment{
+		{Name: "main", Flavors: map[corev1.ResourceName]kueue.ResourceFlavorReference{"nvidia.com/gpu": "h100-80gb"}}}}
+	return w.cond(kueue.WorkloadQuotaReserved, true, "QuotaReserved", "", when).cond(kueue.WorkloadAdmitted, true, "Admitted", "", when)
+}
+
+func (w wl) preempted(when time.Duration, past int32) wl {
+	w.Status.AccumulatedPastExecutionTimeSeconds = ptr.To(past)
+	w.Status.Admission = nil
+	return w.cond(kueue.WorkloadAdmitted, false, "NoReservation", "", when).
+		cond(kueue.WorkloadQuotaReserved, false, "Pending", "couldn't assign flavors", when).
+		cond(kueue.WorkloadEvicted, true, kueue.WorkloadEvictedByPreemption, "Preempted to accommodate a workload due to prioritization in the ClusterQueue", when)
+}
+
+func (w wl) finished(when time.Duration) wl {
+	return w.cond(kueue.WorkloadFinished, true, "Succeeded", "", when)
+}
+
+func (w wl) inactive() wl {
+	w.Spec.Active = ptr.To(false)
+	return w
+}
+
+func attemptJob(ready int32, shape string, conds ...batchv1.JobCondition) *batchv1.Job {
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "run-0", Annotations: map[string]string{aifv1.ShapeAnnotation: shape}},
+		Status: batchv1.JobStatus{Ready: ptr.To(ready), Conditions: conds}}
+}
+
+func jobCond(t batchv1.JobConditionType, when time.Duration) batchv1.JobCondition {
+	return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Message: "Pod run-0-1 failed with exit code 137", LastTransitionTime: at(when)}
+}
+
+func pod(index, node, imageID string) corev1.Pod {
+	return corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{batchv1.JobCompletionIndexAnnotation: index}},
+		Spec:       corev1.PodSpec{NodeName: node},
+		Status:     corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "trainer", ImageID: imageID}}},
+	}
+}
+
+// status is a TrainingJob status with the given attempts, as an earlier pass left it.
+func status(phase aifv1.TrainingJobPhase, restarts int32, attempts ...aifv1.AttemptUsage) aifv1.TrainingJobStatus {
+	st := aifv1.TrainingJobStatus{Phase: phase, Reason: "Earlier", Message: "as an earlier pass saw it", Restarts: restarts}
+	if len(attempts) > 0 {
+		st.Usage = &aifv1.Usage{Attempts: attempts}
+	}
+	return st
+}
+
+func TestStep(t *testing.T) {
+	base := builders.TrainingJob("ns", "run").Shape(2, 8).MaxRestarts(1).Dataset("xray", "/data").Obj()
+	base.Generation = 2
+	suspended := base.DeepCopy()
+	suspended.Spec.Suspend = true
+	bounded := base.DeepCopy()
+	bounded.Spec.MaxRunDuration = &metav1.Duration{Duration: time.Hour}
+	accepted := Verdict{Accepted: true, Reason: aifv1.ReasonAccepted, Message: "queued"}
+	classes := map[string]gpuclass.Class{"h100-80gb": {Name: "h100-80gb", PowerWatts: 700}}
+	dsm := builders.DatasetMount("ns", "xray", "/medai/xray").Obj()
+	dsm.Spec.Version = "v3"
+	dsm.Status.Manifest = &aifv1.Manifest{Digest: "sha256:abc"}
+	first := aifv1.AttemptUsage{Attempt: 0}
+	running0 := aifv1.AttemptUsage{Attempt: 0, GPUs: 16, GPUClass: "h100-80gb", AdmittedAt: ptr.To(at(time.Minute))}
+	digest := "registry.example.eu/medai/trainer@sha256:0123"
+
 	cases := []struct {
 		name   string
+		tj     *aifv1.TrainingJob
+		old    aifv1.TrainingJobStatus
 		obs    Observed
+		now    time.Duration
 		phase  aifv1.TrainingJobPhase
 		reason string
-	}{
-		{"not accepted", Observed{Verdict: Verdict{Reason: aifv1.ReasonDatasetNotReady, Message: "DatasetMount x does not exist"}}, aifv1.PhasePending, aifv1.ReasonDatasetNotReady},
-		{"job created, no workload yet", Observed{Verdict: accepted, Job: job(0)}, aifv1.PhaseQueued, aifv1.ReasonPending},
-		{"waiting for quota", Observed{Verdict: accepted, Job: job(0), Workload: pendingWL}, aifv1.PhaseQueued, aifv1.ReasonPending},
-		{"evicted", Observed{Verdict: accepted, Job: job(0), Workload: evictedWL}, aifv1.PhaseQueued, aifv1.ReasonEvicted},
-		{"admitted, workers starting", Observed{Verdict: accepted, Job: job(1), Workload: admittedWL}, aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting},
-		{"all workers ready", Observed{Verdict: accepted, Job: job(2), Workload: admittedWL}, aifv1.PhaseRunning, aifv1.ReasonWorkersRunning},
-		{"complete", Observed{Verdict: accepted, Job: job(0, batchv1.JobComplete), Workload: admittedWL}, aifv1.PhaseSucceeded, aifv1.ReasonCompleted},
-		{"failed", Observed{Verdict: accepted, Job: job(0, batchv1.JobFailed), Workload: admittedWL}, aifv1.PhaseFailed, aifv1.ReasonWorkerFailed},
-	}
+		act    Actions
+		check  func(t *testing.T, st aifv1.TrainingJobStatus)
+	}{{
+		name: "not accepted: nothing goes to Kueue", tj: base,
+		obs:   Observed{Verdict: Verdict{Reason: aifv1.ReasonDatasetNotReady, Message: "DatasetMount xray does not exist"}},
+		phase: aifv1.PhasePending, reason: aifv1.ReasonDatasetNotReady,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Usage != nil || !apimeta.IsStatusConditionFalse(st.Conditions, aifv1.ConditionAccepted) {
+				t.Errorf("usage %+v, conditions %+v", st.Usage, st.Conditions)
+			}
+		},
+	}, {
+		name: "accepted: attempt 0 is opened, then its Job is created", tj: base,
+		obs:   Observed{Verdict: accepted, Shape: "s1"},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{CreateJob: true},
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if diff := cmp.Diff([]aifv1.AttemptUsage{first}, st.Usage.Attempts); diff != "" {
+				t.Error(diff)
+			}
+		},
+	}, {
+		name: "suspended before it was queued: no Job", tj: suspended,
+		obs:   Observed{Verdict: accepted, Shape: "s1"},
+		phase: aifv1.PhaseSuspended, reason: aifv1.ReasonSuspended,
+	}, {
+		name: "Job created, Kueue has no workload yet", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1")},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending,
+	}, {
+		name: "waiting for quota with Kueue's message", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			want := "insufficient unused quota for nvidia.com/gpu in flavor h100-80gb, 8 more needed"
+			if st.Message != want || st.Queue.Message != want || st.Queue.Workload != "job-run-0-abcde" {
+				t.Errorf("message %q, queue %+v", st.Message, st.Queue)
+			}
+		},
+	}, {
+		name: "admitted, one of two workers runs", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(1, "s1"), Workload: workload().admitted(time.Minute).Workload, Pods: []corev1.Pod{pod("1", "gpu-b", ""), pod("0", "gpu-a", "")}},
+		phase: aifv1.PhaseAdmitted, reason: aifv1.ReasonWorkersStarting,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if diff := cmp.Diff(&aifv1.AdmissionStatus{GPUClass: "h100-80gb", GPUs: 16, Nodes: []string{"gpu-a", "gpu-b"}}, st.Admission); diff != "" {
+				t.Error(diff)
+			}
+			if diff := cmp.Diff([]aifv1.AttemptUsage{running0}, st.Usage.Attempts); diff != "" {
+				t.Error(diff)
+			}
+			if !st.StartTime.Equal(ptr.To(at(time.Minute))) || st.Queue.ClusterQueue != "tenant-medai" || !apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionAdmitted) {
+				t.Errorf("startTime %v, queue %+v", st.StartTime, st.Queue)
+			}
+		},
+	}, {
+		name: "all workers run; the running admission is not yet counted", tj: base, old: status(aifv1.PhaseAdmitted, 0, running0),
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload}, now: time.Hour,
+		phase: aifv1.PhaseRunning, reason: aifv1.ReasonWorkersRunning,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Usage.GPUSeconds != 0 || !apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionRunning) {
+				t.Errorf("usage %+v", st.Usage)
+			}
+		},
+	}, {
+		name: "preempted: back in the queue with Kueue's reason, the admission so far counted", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().admitted(time.Minute).preempted(11*time.Minute, 600).Workload, Classes: classes},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPreempted,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Usage.GPUSeconds != 600*16 || st.Usage.EnergyJoules != 600*16*700 || st.Admission != nil {
+				t.Errorf("usage %+v, admission %+v", st.Usage, st.Admission)
+			}
+		},
+	}, {
+		name: "Job complete, Kueue has not finished the workload: wait for its end time", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1", jobCond(batchv1.JobComplete, 61*time.Minute)), Workload: workload().admitted(time.Minute).Workload},
+		phase: aifv1.PhaseRunning,
+	}, {
+		name: "succeeded: usage, energy and the record", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1", jobCond(batchv1.JobComplete, 61*time.Minute)), Workload: workload().admitted(time.Minute).finished(61 * time.Minute).Workload,
+			Pods: []corev1.Pod{pod("0", "gpu-a", "docker-pullable://"+digest), pod("1", "gpu-b", digest)}, Classes: classes, DatasetMounts: map[string]*aifv1.DatasetMount{"xray": dsm}},
+		now:   62 * time.Minute,
+		phase: aifv1.PhaseSucceeded, reason: aifv1.ReasonCompleted,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Usage.GPUSeconds != 3600*16 || st.Usage.EnergyJoules != 3600*16*700 || !st.Usage.Attempts[0].EndedAt.Equal(ptr.To(at(61*time.Minute))) {
+				t.Errorf("usage %+v", st.Usage)
+			}
+			want := &aifv1.RunRecord{Images: []string{digest}, GPUClass: "h100-80gb", GPUs: 16, Nodes: []string{"gpu-a", "gpu-b"},
+				StartTime: st.StartTime, CompletionTime: ptr.To(at(62 * time.Minute)), Result: aifv1.PhaseSucceeded,
+				Datasets: []aifv1.DatasetRecord{{Name: "xray", Filesystem: builders.FilesystemData, Path: "/medai/xray", Access: aifv1.ReadOnly, Version: "v3", ManifestDigest: "sha256:abc"}}}
+			if diff := cmp.Diff(want, st.Record); diff != "" {
+				t.Error(diff)
+			}
+			if !apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionSucceeded) || apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionReconciling) {
+				t.Errorf("conditions %+v", st.Conditions)
+			}
+		},
+	}, {
+		name: "a worker failed with restarts left: a new attempt", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1", jobCond(batchv1.JobFailed, 11*time.Minute)), Workload: workload().admitted(time.Minute).finished(11 * time.Minute).Workload},
+		phase: aifv1.PhaseRestarting, reason: aifv1.ReasonWorkerFailed, act: Actions{CreateJob: true},
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			ended := running0
+			ended.GPUSeconds, ended.EndedAt = 600*16, ptr.To(at(11*time.Minute))
+			if diff := cmp.Diff([]aifv1.AttemptUsage{ended, {Attempt: 1}}, st.Usage.Attempts); diff != "" {
+				t.Error(diff)
+			}
+			if st.Restarts != 1 || st.Admission != nil {
+				t.Errorf("restarts %d", st.Restarts)
+			}
+		},
+	}, {
+		name: "the restarted attempt waits for Kueue", tj: base, old: status(aifv1.PhaseRestarting, 1, running0, aifv1.AttemptUsage{Attempt: 1}),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
+		phase: aifv1.PhaseRestarting, reason: aifv1.ReasonPending,
+	}, {
+		name: "a worker failed after the last restart: Failed", tj: base, old: status(aifv1.PhaseRunning, 1, running0, aifv1.AttemptUsage{Attempt: 1}),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1", jobCond(batchv1.JobFailed, 11*time.Minute)), Workload: workload().admitted(time.Minute).finished(11 * time.Minute).Workload},
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonRestartsExhausted,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if !apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionStalled) || !apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionFailed) || st.Record.Result != aifv1.PhaseFailed {
+				t.Errorf("conditions %+v", st.Conditions)
+			}
+		},
+	}, {
+		name: "running within maxRunDuration: back at the deadline", tj: bounded, old: status(aifv1.PhaseRunning, 0, running0),
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload}, now: 41 * time.Minute,
+		phase: aifv1.PhaseRunning, reason: aifv1.ReasonWorkersRunning, act: Actions{RequeueAfter: 20 * time.Minute},
+	}, {
+		name: "maxRunDuration used up: stopped and Failed", tj: bounded, old: status(aifv1.PhaseRunning, 0, running0),
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload}, now: 61 * time.Minute,
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false)},
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Usage.GPUSeconds != 3600*16 {
+				t.Errorf("usage %+v", st.Usage)
+			}
+		},
+	}, {
+		name: "suspended while admitted: Kueue is asked to stop it", tj: suspended, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload},
+		phase: aifv1.PhaseSuspended, reason: aifv1.ReasonSuspended, act: Actions{SetActive: ptr.To(false)},
+	}, {
+		name: "suspended and stopped: nothing more to do", tj: suspended, old: status(aifv1.PhaseSuspended, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().inactive().preempted(11*time.Minute, 600).Workload},
+		phase: aifv1.PhaseSuspended, reason: aifv1.ReasonSuspended,
+	}, {
+		name: "resumed: Kueue is asked to queue it again", tj: base, old: status(aifv1.PhaseSuspended, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().inactive().preempted(11*time.Minute, 600).Workload},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{SetActive: ptr.To(true)},
+	}, {
+		name: "changed while queued: a new attempt with the new shape", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs:   Observed{Verdict: accepted, Shape: "s2", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{DeleteJob: attemptJob(0, "s1"), CreateJob: true},
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if len(st.Usage.Attempts) != 2 || st.Restarts != 0 {
+				t.Errorf("attempts %+v, restarts %d", st.Usage.Attempts, st.Restarts)
+			}
+		},
+	}, {
+		name: "changed data status while admitted: the running Job is kept", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s2", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload},
+		phase: aifv1.PhaseRunning, reason: aifv1.ReasonWorkersRunning,
+	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st := ComputeStatus(tj, tc.obs)
-			if st.Phase != tc.phase || st.Reason != tc.reason || st.Message == "" || st.GPUs != 16 || st.ObservedGeneration != 2 {
+			tj := tc.tj.DeepCopy()
+			tj.Status = tc.old
+			tc.obs.Now = t0.Add(tc.now)
+			st, act := Step(tj, tc.obs)
+			if st.Phase != tc.phase || st.Reason != tc.reason && tc.reason != "" || st.Message == "" && tc.reason != "" {
 				t.Fatalf("got phase %s reason %s message %q", st.Phase, st.Reason, st.Message)
+			}
+			if diff := cmp.Diff(tc.act, act); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if st.GPUs != 16 || st.ObservedGeneration != 2 {
+				t.Errorf("gpus %d, observedGeneration %d", st.GPUs, st.ObservedGeneration)
 			}
 			for _, c := range st.Conditions {
 				if c.ObservedGeneration != 2 || c.Reason == "" {
-					t.Fatalf("condition %s without reason or observedGeneration", c.Type)
+					t.Errorf("condition %s without reason or observedGeneration", c.Type)
 				}
 			}
-			done := tc.phase == aifv1.PhaseSucceeded || tc.phase == aifv1.PhaseFailed
-			if apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionReconciling) == done || (st.CompletionTime != nil) != done {
-				t.Fatalf("Reconciling and completionTime must follow the end of the run: %+v", st)
+			end := done(st.Phase)
+			if tc.reason != "" && (apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionReconciling) == end || (st.CompletionTime != nil) != end || (st.Record != nil) != end) {
+				t.Errorf("Reconciling, completionTime and record must follow the end of the run: %+v", st)
+			}
+			if tc.check != nil {
+				tc.check(t, st)
+			}
+			again, _ := Step(&aifv1.TrainingJob{ObjectMeta: tj.ObjectMeta, Spec: tj.Spec, Status: st}, tc.obs)
+			if !act.CreateJob && act.DeleteJob == nil && !cmp.Equal(st, again) {
+				t.Errorf("a second pass over the same observation changes the status:\n%s", cmp.Diff(st, again))
 			}
 		})
 	}
-	st := ComputeStatus(tj, Observed{Verdict: accepted, Job: job(0), Workload: pendingWL})
-	if st.Queue.Message != pendingWL.Status.Conditions[0].Message || st.Message != st.Queue.Message {
-		t.Fatalf("Kueue's message must reach the status: %+v", st.Queue)
-	}
-	st = ComputeStatus(tj, Observed{Verdict: accepted, Job: job(0), Workload: admittedWL})
-	if st.Admission.GPUClass != "h100-80gb" || st.Admission.GPUs != 16 || st.Queue.ClusterQueue != "tenant-medai" ||
-		!apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionAdmitted) {
-		t.Fatalf("admission: %+v %+v", st.Admission, st.Queue)
+}
+
+func TestImagesPreferTheRuntimesDigest(t *testing.T) {
+	tj := builders.TrainingJob("ns", "run").Containers(
+		corev1.Container{Name: "trainer", Image: "trainer:1"}, corev1.Container{Name: "sidecar", Image: "trainer:1"}, corev1.Container{Name: "logger", Image: "fluent:2"}).Obj()
+	pods := []corev1.Pod{{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+		{Name: "trainer", ImageID: "containerd://registry.example.eu/trainer@sha256:aa"}, {Name: "logger", ImageID: "sha256:bb"}}}}}
+	got := images(tj, pods)
+	want := []string{"registry.example.eu/trainer@sha256:aa", "trainer:1", "fluent:2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 )
 
@@ -59,6 +60,10 @@ type observed struct {
 
 // Reconcile brings one DatasetMount's volume, claim, verification and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return conflict.Ignore(r.reconcile(ctx, req))
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	dsm := &aifv1.DatasetMount{}
 	if err := r.Client.Get(ctx, req.NamespacedName, dsm); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -23,6 +23,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 )
 
@@ -55,6 +56,10 @@ type Reconciler struct {
 
 // Reconcile brings one tenant's Kueue objects, ledger and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return conflict.Ignore(r.reconcile(ctx, req))
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tq := &aifv1.TenantQuota{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tq); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

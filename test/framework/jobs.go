@@ -58,10 +58,12 @@ func CompleteJob(ctx context.Context, c client.Client, job *batchv1.Job) error {
 	}
 	now := metav1.Now()
 	n := ptr.Deref(job.Spec.Completions, 1)
-	job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
+	if job.Status.StartTime == nil {
+		job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
+	}
 	job.Status.CompletionTime = &now
 	job.Status.Succeeded = n
-	job.Status.Ready = ptr.To[int32](0)
+	job.Status.Active, job.Status.Ready = 0, ptr.To[int32](0)
 	job.Status.Terminating = ptr.To[int32](0)
 	if n > 1 {
 		job.Status.CompletedIndexes = fmt.Sprintf("0-%d", n-1)
@@ -72,5 +74,44 @@ func CompleteJob(ctx context.Context, c client.Client, job *batchv1.Job) error {
 		batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
 		batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
 	)
+	return c.Status().Update(ctx, job)
+}
+
+// FailJob marks an admitted Job as failed, as the Job controller would once a pod failed with the Job's
+// backoffLimit of 0. envtest runs no Job controller, so this is simulated; Kueue then finishes the workload.
+func FailJob(ctx context.Context, c client.Client, job *batchv1.Job, message string) error {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+		return err
+	}
+	if ptr.Deref(job.Spec.Suspend, false) {
+		return fmt.Errorf("job %s is still suspended", job.Name)
+	}
+	now := metav1.Now()
+	if job.Status.StartTime == nil {
+		job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
+	}
+	job.Status.Failed = 1
+	job.Status.Active, job.Status.Ready = 0, ptr.To[int32](0)
+	job.Status.Terminating = ptr.To[int32](0)
+	job.Status.Conditions = append(job.Status.Conditions,
+		batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: message, LastTransitionTime: now, LastProbeTime: now},
+		batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: message, LastTransitionTime: now, LastProbeTime: now},
+	)
+	return c.Status().Update(ctx, job)
+}
+
+// SetJobReady sets how many of an admitted Job's pods are ready, as the Job controller would report once the
+// kubelet ran them. envtest runs neither, so this is simulated.
+func SetJobReady(ctx context.Context, c client.Client, job *batchv1.Job, ready int32) error {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+		return err
+	}
+	if ptr.Deref(job.Spec.Suspend, false) {
+		return fmt.Errorf("job %s is still suspended", job.Name)
+	}
+	if job.Status.StartTime == nil {
+		job.Status.StartTime = ptr.To(metav1.Now())
+	}
+	job.Status.Active, job.Status.Ready = ready, ptr.To(ready)
 	return c.Status().Update(ctx, job)
 }

@@ -21,3 +21,9 @@ func Consistently(t testing.TB, check func(g gomega.Gomega)) {
 	t.Helper()
 	gomega.NewWithT(t).Consistently(check).WithTimeout(ConsistentlyFor).WithPolling(Interval).Should(gomega.Succeed())
 }
+
+// EventuallyWithin waits until check passes, at most within: for promises about how fast a state shows.
+func EventuallyWithin(t testing.TB, within time.Duration, check func(g gomega.Gomega)) {
+	t.Helper()
+	gomega.NewWithT(t).Eventually(check).WithTimeout(within).WithPolling(Interval / 2).Should(gomega.Succeed())
+}

@@ -8,14 +8,14 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	testingclock "k8s.io/utils/clock/testing"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -30,6 +30,8 @@ const ns = "tj-medai"
 var (
 	env *framework.Env
 	c   client.Client
+	op  *framework.Operator
+	cfg *configv1.Configuration
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -49,18 +51,32 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = k.Stop() }()
-	cfg := &configv1.Configuration{
+	cfg = &configv1.Configuration{
 		TypeMeta:    metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
-		Filesystems: []configv1.Filesystem{{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/datasets"}}},
-		GPUClasses: []configv1.GPUClass{{Name: builders.GPUClassH100, Resource: "nvidia.com/gpu",
+		Filesystems: []configv1.Filesystem{
+			{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/datasets"}},
+			{Name: builders.FilesystemScratch, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},
+		},
+		GPUClasses: []configv1.GPUClass{{Name: builders.GPUClassH100, Resource: "nvidia.com/gpu", PowerWatts: 700,
 			NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
 	}
-	op, err := env.StartOperator(cfg, testingclock.NewFakeClock(time.Now()))
+	// The real clock: runs are timed by Kueue's own condition times, and deadlines by the workqueue.
+	op, err = env.StartOperator(cfg, clock.RealClock{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = op.Stop() }()
+	for _, p := range []struct {
+		name  string
+		value int32
+	}{{"low", 100}, {"high", 1000}} {
+		wpc := &kueue.WorkloadPriorityClass{ObjectMeta: metav1.ObjectMeta{Name: p.name}, Value: p.value}
+		if err := c.Create(ctx, wpc); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	if err := env.CreateNamespaces(ctx, ns); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -52,7 +52,7 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = k.Stop() }()
 	cfg = &configv1.Configuration{
-		TypeMeta:    metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
+		TypeMeta: metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
 		Filesystems: []configv1.Filesystem{
 			{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/datasets"}},
 			{Name: builders.FilesystemScratch, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},

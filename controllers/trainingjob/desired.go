@@ -1,7 +1,6 @@
 package trainingjob
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -9,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/dump"
 	"k8s.io/utils/ptr"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -101,14 +101,10 @@ func Job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {
 func Shape(tj *aifv1.TrainingJob, in Input) string {
 	in.Attempt, in.Restarts = 0, 0
 	j := job(tj, in)
-	b, err := json.Marshal(struct {
+	return names.Hash(dump.ForHash(struct {
 		Labels map[string]string
 		Spec   batchv1.JobSpec
-	}{j.Labels, j.Spec})
-	if err != nil {
-		panic(fmt.Sprintf("a Job always marshals: %v", err))
-	}
-	return names.Hash(string(b))
+	}{j.Labels, j.Spec}))
 }
 
 func job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {

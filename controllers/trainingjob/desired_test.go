@@ -79,10 +79,44 @@ func TestJob(t *testing.T) {
 				t.Errorf("unexpected placement, volumes or env: %v %v %v", s.NodeSelector, s.Volumes, e)
 			}
 		},
+	}, {
+		name: "sixteen whole-GPU nodes, class left to Kueue, long name",
+		tj:   builders.TrainingJob("medai-dev", strings.Repeat("pretrain-", 6)+"70b").Shape(16, 8).Obj(),
+		in:   Input{},
+		check: func(t *testing.T, s corev1.PodSpec, e map[string]string) {
+			if e["WORLD_SIZE"] != "128" || e["PET_NNODES"] != "16" || e["AIFACTORY_RESTART_COUNT"] != "0" {
+				t.Errorf("env: %v", e)
+			}
+			if master := e["MASTER_ADDR"]; !strings.HasSuffix(master, "-0-0."+s.Subdomain) || len(strings.Split(master, ".")[0]) > 63 {
+				t.Errorf("master %q must be worker 0's host name in the Service's subdomain", master)
+			}
+			if s.NodeSelector != nil || s.Tolerations != nil {
+				t.Errorf("an unpinned run leaves placement to Kueue's flavor: %v %v", s.NodeSelector, s.Tolerations)
+			}
+			if s.Containers[0].Resources.Limits.Name("nvidia.com/gpu", "").Value() != 8 {
+				t.Errorf("GPUs per worker: %+v", s.Containers[0].Resources)
+			}
+		},
+	}, {
+		name: "two MIG nodes pinned to the MIG class",
+		tj:   builders.TrainingJob("medai-dev", "mig").Shape(2, 7).GPUClass(builders.GPUClassMIG).GPUResource(builders.MIGResource).Obj(),
+		in: Input{Class: &gpuclass.Class{Name: builders.GPUClassMIG, Resource: builders.MIGResource,
+			NodeLabels: map[string]string{"nvidia.com/mig.config": "all-1g.10gb"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}}},
+		check: func(t *testing.T, s corev1.PodSpec, e map[string]string) {
+			if s.NodeSelector["nvidia.com/mig.config"] != "all-1g.10gb" || len(s.Tolerations) != 1 || e["WORLD_SIZE"] != "14" {
+				t.Errorf("placement %v %v, env %v", s.NodeSelector, s.Tolerations, e)
+			}
+			if _, whole := s.Containers[0].Resources.Limits["nvidia.com/gpu"]; whole || s.Containers[0].Resources.Limits.Name(builders.MIGResource, "").Value() != 7 {
+				t.Errorf("MIG slices only: %+v", s.Containers[0].Resources)
+			}
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			job := Job(tc.tj, tc.in)
+			if len(job.Name) > 52 || len(ServiceName(tc.tj)) > 63 {
+				t.Errorf("names too long for host names: %q %q", job.Name, ServiceName(tc.tj))
+			}
 			if *job.Spec.Parallelism != tc.tj.Spec.Nodes || *job.Spec.Completions != tc.tj.Spec.Nodes || !*job.Spec.Suspend || *job.Spec.BackoffLimit != 0 {
 				t.Errorf("job shape: %+v", job.Spec)
 			}

@@ -32,7 +32,7 @@ generate: ## Generate deepcopy code.
 .PHONY: manifests
 manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac) from the markers.
 	@$(ENSURE_BINS) controller-gen >/dev/null
-	$(CONTROLLER_GEN) crd paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	go run ./hack/crdtrim config/crd/bases/aifactory.eu_trainingjobs.yaml
 	rm -f charts/aifactory-operator/crds/*.yaml && cp config/crd/bases/*.yaml charts/aifactory-operator/crds/
 	$(CONTROLLER_GEN) rbac:roleName=aifactory-operator-manager webhook paths=./controllers/... output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
@@ -66,9 +66,24 @@ unit: test-bins ## Run the Go tests (unit and envtest integration).
 .PHONY: test
 test: verify vet lint build unit ## Everything CI runs: generated files, vet, lint, build and all tests.
 
+FACTORY_BINS := kube-apiserver etcd kube-controller-manager kube-scheduler kubectl kwok kueue
+FACTORY_DIR ?= .factory
+SAMPLES ?= all
+
+.PHONY: factory-bins
+factory-bins: ## Build everything the local factory runs (pinned in hack/tools), and the operator and factory binaries.
+	@$(ENSURE_BINS) $(FACTORY_BINS) >/dev/null
+	CGO_ENABLED=0 go build -trimpath -o $(FACTORY_DIR)/bin/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -o $(FACTORY_DIR)/bin/factory ./hack/factory
+
 .PHONY: factory
-factory: ## Start the local AI factory (not yet available).
-	@echo "The local AI factory is not available yet: 'make test' runs the tests against a real API server."; exit 2
+factory: factory-bins ## Start the local AI factory and run the samples (SAMPLES=none: start it only).
+	$(FACTORY_DIR)/bin/factory up --dir=$(FACTORY_DIR) --samples=$(SAMPLES)
+
+.PHONY: factory-down
+factory-down: ## Stop the local AI factory (WIPE=1 also deletes its state).
+	@if [ -x $(FACTORY_DIR)/bin/factory ]; then $(FACTORY_DIR)/bin/factory down --dir=$(FACTORY_DIR) $(if $(WIPE),--wipe); \
+	  else echo "No factory in $(FACTORY_DIR)"; fi
 
 .PHONY: fmt
 fmt: ## Format the Go code (gofmt and goimports through golangci-lint).

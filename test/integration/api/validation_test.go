@@ -272,6 +272,22 @@ func TestDefaultsAreApplied(t *testing.T) {
 	}
 }
 
+// The worker template's labels and annotations reach the API server intact: they are how users label their
+// pods, and the factory's simulated runtime is an annotation.
+func TestPodTemplateMetadataIsKept(t *testing.T) {
+	tj := builders.TrainingJob(ns, "template-metadata").SimulatedRuntime(20*time.Second, true).Obj()
+	tj.Spec.Template.Labels = map[string]string{"team": "radiology"}
+	mustCreate(t, tj)
+	got := &aifv1.TrainingJob{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(tj), got); err != nil {
+		t.Fatal(err)
+	}
+	m := got.Spec.Template.ObjectMeta
+	if m.Labels["team"] != "radiology" || m.Annotations[aifv1.SimulatedRuntimeAnnotation] != "20s" || m.Annotations[aifv1.SimulatedResultAnnotation] != "Failed" {
+		t.Fatalf("template metadata was pruned: %+v", m)
+	}
+}
+
 func TestSamplesAreAccepted(t *testing.T) {
 	ctx := context.Background()
 	files, err := filepath.Glob(filepath.Join(framework.RepoRoot(), "config", "samples", "aifactory_*.yaml"))

@@ -6,7 +6,7 @@ const (
 	TenantLabel = "aifactory.eu/tenant"
 	// TrainingJobLabel names the TrainingJob that a Job, Service or pod belongs to.
 	TrainingJobLabel = "aifactory.eu/trainingjob"
-	// DatasetMountLabel names the DatasetMount that a PersistentVolume, claim or verification Job belongs to.
+	// DatasetMountLabel names the DatasetMount that a verification pod belongs to.
 	DatasetMountLabel = "aifactory.eu/datasetmount"
 	// ManagedByLabel marks every object the operator creates, so that its caches watch only those.
 	ManagedByLabel = "app.kubernetes.io/managed-by"

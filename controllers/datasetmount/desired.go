@@ -141,7 +141,9 @@ func VerificationJob(dsm *aifv1.DatasetMount, subPath, image string) *batchv1.Jo
 			BackoffLimit:            ptr.To[int32](0),
 			TTLSecondsAfterFinished: ptr.To[int32](86400),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+					aifv1.ManagedByLabel: aifv1.ManagedByValue, aifv1.DatasetMountLabel: names.Short(dsm.Name, 63),
+				}},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                corev1.RestartPolicyNever,
 					AutomountServiceAccountToken: ptr.To(false),

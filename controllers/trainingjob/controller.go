@@ -11,14 +11,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
@@ -93,6 +97,11 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		return Observed{}, Input{}, err
 	}
 	obs := Observed{Verdict: Accept(tj, s), DatasetMounts: s.DatasetMounts, Classes: s.Classes, Now: r.Clock.Now()}
+	if s.Tenant != nil {
+		if c := apimeta.FindStatusCondition(s.Tenant.Status.Conditions, aifv1.ConditionBudgetExhausted); c != nil && c.Status == metav1.ConditionTrue {
+			obs.Hold = fmt.Sprintf("tenant %s: %s", s.Tenant.Name, c.Message)
+		}
+	}
 	in := Input{Attempt: CurrentAttempt(&tj.Status), Restarts: tj.Status.Restarts}
 	if obs.Verdict.Accepted {
 		in.Datasets = mounts(tj, s.DatasetMounts)
@@ -309,6 +318,19 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			}
 			return out
 		})).
+		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var out []reconcile.Request
+			for _, ns := range o.(*aifv1.TenantQuota).Spec.Namespaces {
+				var jobs aifv1.TrainingJobList
+				if err := c.List(ctx, &jobs, client.InNamespace(ns)); err != nil {
+					return nil
+				}
+				for _, tj := range jobs.Items {
+					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: tj.Namespace, Name: tj.Name}})
+				}
+			}
+			return out
+		}), builder.WithPredicates(budgetHoldChanged())).
 		Watches(&aifv1.DatasetMount{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var jobs aifv1.TrainingJobList
 			if err := c.List(ctx, &jobs, client.InNamespace(o.GetNamespace()), client.MatchingFields{datasetmount.TrainingJobDatasetIndex: o.GetName()}); err != nil {
@@ -334,4 +356,18 @@ func ownerRequest(job *batchv1.Job) []reconcile.Request {
 		}
 	}
 	return nil
+}
+
+// budgetHoldChanged passes TenantQuota updates that start or end a budget hold, not the ledger's updates.
+func budgetHoldChanged() predicate.Predicate {
+	held := func(o client.Object) bool {
+		tq, ok := o.(*aifv1.TenantQuota)
+		return ok && apimeta.IsStatusConditionTrue(tq.Status.Conditions, aifv1.ConditionBudgetExhausted)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return held(e.ObjectOld) != held(e.ObjectNew) },
+	}
 }

@@ -34,6 +34,8 @@ type Observed struct {
 	Pods []corev1.Pod
 	// DatasetMounts are the run's DatasetMounts by name, for the run record.
 	DatasetMounts map[string]*aifv1.DatasetMount
+	// Hold is why the tenant admits no new work (its budget is spent); empty while it admits work.
+	Hold string
 	// Classes are the known GPU classes by name, for the energy estimate.
 	Classes map[string]gpuclass.Class
 	// Now is the time of the pass.
@@ -80,6 +82,10 @@ func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions
 			setCondition(&st, tj, aifv1.ConditionAccepted, true, aifv1.ReasonAccepted, "the run was handed to Kueue")
 		}
 		o = follow(tj, obs, &st, &act)
+	}
+	if obs.Hold != "" && (o.phase == aifv1.PhaseQueued || o.phase == aifv1.PhaseRestarting) {
+		// Kueue's own message still names the quota it would need; the tenant's hold is the real reason.
+		o.reason, o.message = aifv1.ReasonBudgetExhausted, obs.Hold
 	}
 	st.Phase, st.Reason, st.Message = o.phase, o.reason, o.message
 	conditions(tj, &st, o)
@@ -222,10 +228,16 @@ func mirror(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 			st.StartTime = a.AdmittedAt
 		}
 	}
-	if ptr.Deref(obs.Job.Status.Ready, 0) >= tj.Spec.Nodes {
+	// Workers that finished count as having run, so that a run does not fall back to Admitted while its
+	// workers end one by one.
+	ready, finished := ptr.Deref(obs.Job.Status.Ready, 0), obs.Job.Status.Succeeded
+	switch {
+	case ready+finished >= tj.Spec.Nodes && finished > 0:
+		return outcome{aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, fmt.Sprintf("%d of %d workers finished", finished, tj.Spec.Nodes)}
+	case ready >= tj.Spec.Nodes:
 		return outcome{aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, fmt.Sprintf("%d workers run", tj.Spec.Nodes)}
 	}
-	return outcome{aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting, fmt.Sprintf("admitted by Kueue; %d of %d workers run", ptr.Deref(obs.Job.Status.Ready, 0), tj.Spec.Nodes)}
+	return outcome{aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting, fmt.Sprintf("admitted by Kueue; %d of %d workers run", ready, tj.Spec.Nodes)}
 }
 
 // waiting is the outcome of an attempt that waits for Kueue: Queued, or Restarting after a worker failure

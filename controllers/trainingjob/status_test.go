@@ -76,6 +76,11 @@ func attemptJob(ready int32, shape string, conds ...batchv1.JobCondition) *batch
 		Status: batchv1.JobStatus{Ready: ptr.To(ready), Conditions: conds}}
 }
 
+func finishing(j *batchv1.Job, succeeded int32) *batchv1.Job {
+	j.Status.Succeeded = succeeded
+	return j
+}
+
 func jobCond(t batchv1.JobConditionType, when time.Duration) batchv1.JobCondition {
 	return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Message: "Pod run-0-1 failed with exit code 137", LastTransitionTime: at(when)}
 }
@@ -184,12 +189,25 @@ func TestStep(t *testing.T) {
 			}
 		},
 	}, {
+		name: "one worker finished, the other runs: still Running", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: finishing(attemptJob(1, "s1"), 1), Workload: workload().admitted(time.Minute).Workload},
+		phase: aifv1.PhaseRunning, reason: aifv1.ReasonWorkersRunning,
+	}, {
 		name: "preempted: back in the queue with Kueue's reason, the admission so far counted", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().admitted(time.Minute).preempted(11*time.Minute, 600).Workload, Classes: classes},
 		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPreempted,
 		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
 			if st.Usage.GPUSeconds != 600*16 || st.Usage.EnergyJoules != 600*16*700 || st.Admission != nil {
 				t.Errorf("usage %+v, admission %+v", st.Usage, st.Admission)
+			}
+		},
+	}, {
+		name: "held by the tenant's spent budget: the budget is the reason", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload, Hold: "tenant medai: 2.00 of 2 GPU-hours used"},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonBudgetExhausted,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if st.Message != "tenant medai: 2.00 of 2 GPU-hours used" || st.Queue.Message == st.Message {
+				t.Errorf("message %q, Kueue's %q", st.Message, st.Queue.Message)
 			}
 		},
 	}, {

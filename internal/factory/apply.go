@@ -1,0 +1,245 @@
+package factory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+)
+
+// fieldOwner is the field manager of what the factory applies.
+const fieldOwner = "aifactory-factory"
+
+func metaConfig() metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind}
+}
+
+// Decode reads the objects of a multi-document YAML stream.
+func Decode(r io.Reader) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
+	var out []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+// Apply server-side applies objects as the factory.
+func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
+	for _, u := range objs {
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil { //nolint:staticcheck // unstructured objects have no apply configurations
+			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func (f *Factory) applyFile(ctx context.Context, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	objs, err := Decode(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return Apply(ctx, f.Client, objs)
+}
+
+// applyDir applies the YAML files of a folder in name order, then waits for any CRDs among them to be
+// established.
+func (f *Factory) applyDir(ctx context.Context, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	var crds []string
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		objs, err := Decode(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if err := Apply(ctx, f.Client, objs); err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				crds = append(crds, o.GetName())
+			}
+		}
+	}
+	return f.waitEstablished(ctx, crds)
+}
+
+func (f *Factory) waitEstablished(ctx context.Context, names []string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for _, name := range names {
+		for {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := f.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+				return err
+			}
+			if established(crd) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("CRD %s not established", name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Factory) ensureNamespace(ctx context.Context, name string) error {
+	err := f.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	return client.IgnoreAlreadyExists(err)
+}
+
+// bindOperator binds the operator's generated ClusterRole and leader-election Role to the operator's user.
+func (f *Factory) bindOperator(ctx context.Context) error {
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}}
+	const role = "aifactory-operator-manager"
+	objs := []client.Object{
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role, Namespace: "aifactory-system"}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role}},
+	}
+	for _, o := range objs {
+		if err := f.Client.Create(ctx, o); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("binding the operator's role: %w", err)
+		}
+	}
+	return nil
+}
+
+// kueueWebhookWanted keeps Kueue's webhooks for its own kinds and for batch/Job, the one integration the
+// factory enables. The others would send every Deployment or Pod to a path Kueue does not serve.
+func kueueWebhookWanted(path string) bool {
+	return strings.Contains(path, "-kueue-x-k8s-io-") || strings.HasSuffix(path, "-batch-v1-job")
+}
+
+// registerWebhooks reads webhook configurations written for an in-cluster Service and registers them by URL on
+// 127.0.0.1:port with the factory's CA, keeping the webhooks whose path keep accepts. The configurations get
+// prefix in front of their names.
+func (f *Factory) registerWebhooks(ctx context.Context, manifests, prefix string, port int, keep func(path string) bool) error {
+	b, err := os.ReadFile(manifests)
+	if err != nil {
+		return err
+	}
+	ca, err := f.pki.caPEM()
+	if err != nil {
+		return err
+	}
+	url := func(cc *admissionv1.WebhookClientConfig) admissionv1.WebhookClientConfig {
+		path := ""
+		if cc.Service != nil && cc.Service.Path != nil {
+			path = *cc.Service.Path
+		}
+		return admissionv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, path)), CABundle: ca}
+	}
+	pathOf := func(cc admissionv1.WebhookClientConfig) string {
+		if cc.Service != nil && cc.Service.Path != nil {
+			return *cc.Service.Path
+		}
+		return ""
+	}
+	for _, doc := range bytes.Split(b, []byte("\n---")) {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil || meta.Kind == "" {
+			continue
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			in := &admissionv1.MutatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, in); err != nil {
+				return err
+			}
+			out := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}}
+			for _, w := range in.Webhooks {
+				if keep(pathOf(w.ClientConfig)) {
+					w.ClientConfig = url(&w.ClientConfig)
+					out.Webhooks = append(out.Webhooks, w)
+				}
+			}
+			if err := f.createOrReplace(ctx, out); err != nil {
+				return err
+			}
+		case "ValidatingWebhookConfiguration":
+			in := &admissionv1.ValidatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, in); err != nil {
+				return err
+			}
+			out := &admissionv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}}
+			for _, w := range in.Webhooks {
+				if keep(pathOf(w.ClientConfig)) {
+					w.ClientConfig = url(&w.ClientConfig)
+					out.Webhooks = append(out.Webhooks, w)
+				}
+			}
+			if err := f.createOrReplace(ctx, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *Factory) createOrReplace(ctx context.Context, o client.Object) error {
+	err := f.Client.Create(ctx, o)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	old, ok := o.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("copying %s", o.GetName())
+	}
+	if err := f.Client.Get(ctx, client.ObjectKeyFromObject(o), old); err != nil {
+		return err
+	}
+	o.SetResourceVersion(old.GetResourceVersion())
+	return f.Client.Update(ctx, o)
+}

@@ -118,7 +118,7 @@ func up(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Println("\nApplied config/samples/factory: tenants medai and gridlab, their datasets and six training runs.")
-		fmt.Println("Following the runs (the table is printed again when a run changes):")
+		fmt.Println("Following the runs, a line each time one changes:")
 		if err := f.Follow(ctx, os.Stdout, *follow); err != nil {
 			return err
 		}

@@ -33,7 +33,7 @@ func (f *Factory) Follow(ctx context.Context, out io.Writer, timeout time.Durati
 		}
 		for ev := range w.ResultChan() {
 			tj, ok := ev.Object.(*aifv1.TrainingJob)
-			if !ok || ev.Type == watch.Deleted {
+			if !ok || ev.Type == watch.Deleted || tj.Status.Phase == "" {
 				continue
 			}
 			key := tj.Namespace + "/" + tj.Name

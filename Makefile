@@ -7,6 +7,7 @@ AIFACTORY_BIN_DIR ?= $(HOME)/.cache/aifactory-operator/bin
 export AIFACTORY_BIN_DIR
 ENSURE_BINS := hack/ensure-bins.sh
 CONTROLLER_GEN := $(AIFACTORY_BIN_DIR)/controller-gen
+FACTORY_BINS := kube-apiserver etcd kube-controller-manager kube-scheduler kubectl kwok kueue
 GOLANGCI_LINT := $(AIFACTORY_BIN_DIR)/golangci-lint
 
 # Generated files; `make verify` regenerates them and fails on any difference.
@@ -21,8 +22,8 @@ tools: ## Build controller-gen and golangci-lint (pinned in hack/tools) if missi
 	@$(ENSURE_BINS) controller-gen golangci-lint >/dev/null
 
 .PHONY: test-bins
-test-bins: ## Build kube-apiserver, etcd and the Kueue manager for the integration tests (pinned in hack/tools) if missing.
-	@$(ENSURE_BINS) kube-apiserver etcd kueue >/dev/null
+test-bins: ## Build what the integration and end-to-end tests run (pinned in hack/tools) if missing.
+	@$(ENSURE_BINS) $(FACTORY_BINS) >/dev/null
 
 .PHONY: generate
 generate: ## Generate deepcopy code.
@@ -60,13 +61,12 @@ build: ## Build the manager binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
 
 .PHONY: unit
-unit: test-bins ## Run the Go tests (unit and envtest integration).
+unit: test-bins ## Run the Go tests: unit, envtest integration, and end to end on a test factory.
 	KUBEBUILDER_ASSETS=$(AIFACTORY_BIN_DIR) go test ./... -count=1
 
 .PHONY: test
 test: verify vet lint build unit ## Everything CI runs: generated files, vet, lint, build and all tests.
 
-FACTORY_BINS := kube-apiserver etcd kube-controller-manager kube-scheduler kubectl kwok kueue
 FACTORY_DIR ?= .factory
 SAMPLES ?= all
 

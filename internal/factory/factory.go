@@ -51,8 +51,8 @@ type Options struct {
 
 // Ports are the loopback ports of the components.
 type Ports struct {
-	EtcdClient, EtcdPeer, APIServer, ControllerManager, Scheduler, Kwok int
-	KueueWebhook, KueueHealth, OperatorWebhook, OperatorHealth, OperatorMetrics     int
+	EtcdClient, EtcdPeer, APIServer, ControllerManager, Scheduler, Kwok         int
+	KueueWebhook, KueueHealth, OperatorWebhook, OperatorHealth, OperatorMetrics int
 }
 
 // PortsFrom lays the ports out from base.
@@ -99,7 +99,9 @@ func New(o Options) (*Factory, error) {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	for _, step := range []func() error{
-		func() error { return f.pki.serving("apiserver", "kubernetes", "kubernetes.default", "kubernetes.default.svc") },
+		func() error {
+			return f.pki.serving("apiserver", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
+		},
 		func() error { return f.pki.serving("kube-controller-manager") },
 		func() error { return f.pki.serving("kube-scheduler") },
 		func() error { return f.pki.serving("kueue-webhook") },

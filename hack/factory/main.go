@@ -104,11 +104,11 @@ func up(ctx context.Context, args []string) error {
 		return err
 	}
 	t0 := time.Now()
-	fmt.Printf("Starting the local AI factory in %s (loopback ports %d-%d)\n", f.Dir, c.basePort, c.basePort+10)
+	say("Starting the local AI factory in %s (loopback ports %d-%d)\n", f.Dir, c.basePort, c.basePort+10)
 	if err := f.Up(ctx); err != nil {
 		return fmt.Errorf("%w\nstop what started with: make factory-down", err)
 	}
-	fmt.Printf("Factory up after %.1fs: %d H100 nodes x %d GPUs, 1 A100 node in %d MIG 1g.10gb slices, 1 CPU node\n",
+	say("Factory up after %.1fs: %d H100 nodes x %d GPUs, 1 A100 node in %d MIG 1g.10gb slices, 1 CPU node\n",
 		time.Since(t0).Seconds(), factory.H100Nodes, factory.GPUsPerH100Node, factory.MIGSlicesPerNode)
 	if *samples == "all" {
 		if err := f.WriteSampleData(); err != nil {
@@ -117,17 +117,17 @@ func up(ctx context.Context, args []string) error {
 		if err := f.ApplySamples(ctx, filepath.Join("config", "samples", "factory")); err != nil {
 			return err
 		}
-		fmt.Println("\nApplied config/samples/factory: tenants medai and gridlab, their datasets and six training runs.")
-		fmt.Println("Following the runs, a line each time one changes:")
+		say("\nApplied config/samples/factory: tenants medai and gridlab, their datasets and six training runs.\n")
+		say("Following the runs, a line each time one changes:\n")
 		if err := f.Follow(ctx, os.Stdout, *follow); err != nil {
 			return err
 		}
-		fmt.Println("\nTenants:")
+		say("\nTenants:\n")
 		if err := f.Tenants(ctx, os.Stdout); err != nil {
 			return err
 		}
 	}
-	fmt.Printf(`
+	say(`
 The factory keeps running. Point kubectl at it:
 
   export KUBECONFIG=%s
@@ -146,7 +146,7 @@ func down(args []string) error {
 	wipe := fs.Bool("wipe", false, "Also delete the state folder.")
 	_ = fs.Parse(args)
 	if _, err := os.Stat(c.dir); errors.Is(err, os.ErrNotExist) {
-		fmt.Println("No factory state in", c.dir)
+		say("No factory state in %s\n", c.dir)
 		return nil
 	}
 	f, err := c.open()
@@ -157,9 +157,9 @@ func down(args []string) error {
 	if err := f.Down(*wipe); err != nil {
 		return err
 	}
-	fmt.Printf("Stopped %d components: %s\n", len(running), strings.Join(running, ", "))
+	say("Stopped %d components: %s\n", len(running), strings.Join(running, ", "))
 	if *wipe {
-		fmt.Println("Deleted", f.Dir)
+		say("Deleted %s\n", f.Dir)
 	}
 	return nil
 }
@@ -173,7 +173,7 @@ func status(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Running: %s\nexport KUBECONFIG=%s\n", strings.Join(f.Running(), ", "), f.Kubeconfig)
+	say("Running: %s\nexport KUBECONFIG=%s\n", strings.Join(f.Running(), ", "), f.Kubeconfig)
 	return nil
 }
 
@@ -191,7 +191,7 @@ func verifier(ctx context.Context, args []string) error {
 		return err
 	}
 	v := &factory.Verifier{Client: c, Manager: *manager, Log: func(format string, args ...any) {
-		fmt.Printf(time.Now().UTC().Format(time.RFC3339)+" "+format+"\n", args...)
+		say(time.Now().UTC().Format(time.RFC3339)+" "+format+"\n", args...)
 	}}
 	return v.Run(ctx)
 }
@@ -202,3 +202,6 @@ func envOr(name, def string) string {
 	}
 	return def
 }
+
+// say writes progress for the person at the terminal.
+func say(format string, args ...any) { _, _ = fmt.Fprintf(os.Stdout, format, args...) }

@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,21 +105,18 @@ func (f *Factory) applyDir(ctx context.Context, dir string) error {
 	return f.waitEstablished(ctx, crds)
 }
 
+// waitEstablished waits until the API server serves the named CRDs.
 func (f *Factory) waitEstablished(ctx context.Context, names []string) error {
-	deadline := time.Now().Add(60 * time.Second)
 	for _, name := range names {
-		for {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			crd := &apiextensionsv1.CustomResourceDefinition{}
 			if err := f.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
-				return err
+				return false, err
 			}
-			if established(crd) {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("CRD %s not established", name)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return established(crd), nil
+		})
+		if err != nil {
+			return fmt.Errorf("CRD %s not established: %w", name, err)
 		}
 	}
 	return nil

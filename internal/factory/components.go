@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"sigs.k8s.io/yaml"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 )
 
 //go:embed stages.yaml

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The components, in start order. Stop goes the other way.
@@ -76,12 +78,13 @@ func (f *Factory) stop(name string) error {
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, ok := f.running(name); !ok {
-			return os.Remove(f.pidFile(name))
-		}
-		time.Sleep(50 * time.Millisecond)
+	// A process's exit has nothing to watch but its PID.
+	exited := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, ok := f.running(name)
+		return !ok, nil
+	})
+	if exited == nil {
+		return os.Remove(f.pidFile(name))
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stopping %s (pid %d): %w", name, pid, err)

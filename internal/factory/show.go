@@ -10,6 +10,7 @@ import (
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -124,17 +125,19 @@ func RunTable(jobs map[string]aifv1.TrainingJob) string {
 // the tenants' status up to a few seconds to book the last runs.
 func (f *Factory) Tenants(ctx context.Context, out io.Writer) error {
 	var tenants aifv1.TenantQuotaList
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := f.Client.List(ctx, &tenants); err != nil {
-			return err
+			return false, err
 		}
-		idle := true
 		for _, tq := range tenants.Items {
-			idle = idle && tq.Status.AdmittedGPUs == 0
+			if tq.Status.AdmittedGPUs != 0 {
+				return false, nil
+			}
 		}
-		if idle || time.Now().After(deadline) {
-			break
-		}
+		return true, nil
+	})
+	if err != nil && !wait.Interrupted(err) {
+		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	_, _ = fmt.Fprintln(tw, "TENANT\tADMITTED GPUS\tUSED GPU-HOURS\tBUDGET\tREMAINING\tBUDGET STATE")

@@ -95,7 +95,8 @@ type DatasetMountStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready (the claim is bound) and Verified (the manifest digest is known).
+	// conditions: Ready (the claim is bound), Verified (the manifest digest is known), and Reconciling and
+	// Stalled for kstatus.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -50,6 +50,8 @@ const (
 	ReasonGPUClassUnknown = "GPUClassUnknown"
 	// ReasonNamespaceConflict means a namespace is already claimed by another TenantQuota.
 	ReasonNamespaceConflict = "NamespaceConflict"
+	// ReasonBudgetHold, on Ready, means the tenant's queue is stopped on purpose because its budget is spent.
+	ReasonBudgetHold = "BudgetHold"
 	// ReasonWithinBudget means GPU-hours remain in the current period.
 	ReasonWithinBudget = "WithinBudget"
 	// ReasonBudgetExhausted means the GPU-hours of the current period are spent.
@@ -195,7 +197,8 @@ type TenantQuotaStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready (the tenant's Kueue objects exist and are active) and BudgetExhausted.
+	// conditions: Ready (the tenant's Kueue objects exist and are active), BudgetExhausted, and Reconciling and
+	// Stalled for kstatus.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -100,7 +100,10 @@ func run(ctx context.Context, o options, restCfg *rest.Config) error {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "aifactory-operator.aifactory.eu",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
-		WebhookServer:           webhook.NewServer(webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir}),
+		// The process exits once the manager stops, so it can hand the lease over at once instead of letting the
+		// next replica wait for it to expire.
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 webhook.NewServer(webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
 // ComputeStatus derives a DatasetMount's status from what one pass observed. It starts from the old status so
@@ -32,7 +33,31 @@ func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountSta
 		st.Manifest = &aifv1.Manifest{Digest: r.Digest, Files: r.Files, Bytes: r.Bytes,
 			Mode: aifv1.VerificationMode(r.Mode), VerifiedAt: metav1.NewTime(r.VerifiedAt)}
 	}
+	state, why := stateOf(dsm, st.Conditions)
+	progress.Set(&st.Conditions, dsm.Generation, state, why.Reason, why.Message)
 	return st
+}
+
+// stateOf reads kstatus's view of a dataset: done once its claim is bound and any verification it asks for
+// succeeded, stuck when it is refused or its verification failed, and otherwise still getting there. It also
+// returns the condition that explains it.
+func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State, metav1.Condition) {
+	ready := apimeta.FindStatusCondition(conds, aifv1.ConditionReady)
+	verified := apimeta.FindStatusCondition(conds, aifv1.ConditionVerified)
+	switch {
+	case ready.Reason == aifv1.ReasonNoTenant, ready.Reason == aifv1.ReasonFilesystemUnknown, ready.Reason == aifv1.ReasonNotPermitted:
+		return progress.Stuck, *ready
+	case verified != nil && verified.Reason == aifv1.ReasonVerificationFailed:
+		return progress.Stuck, *verified
+	case ready.Status != metav1.ConditionTrue:
+		return progress.Working, *ready
+	case dsm.Spec.Verification != "" && dsm.Spec.Verification != aifv1.VerificationNone && (verified == nil || verified.Status != metav1.ConditionTrue):
+		if verified == nil {
+			return progress.Working, *ready
+		}
+		return progress.Working, *verified
+	}
+	return progress.Done, *ready
 }
 
 func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {

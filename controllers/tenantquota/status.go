@@ -15,6 +15,7 @@ import (
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
 // Observed is what one pass read of a tenant's world.
@@ -134,11 +135,29 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 	}
 	ready := readyCondition(tq, obs)
 	ready.ObservedGeneration = tq.Generation
-	apimeta.SetStatusCondition(&st.Conditions, ready)
 	budget := budgetCondition(tq, st.Budget, verdict)
 	budget.ObservedGeneration = tq.Generation
+	if budget.Status == metav1.ConditionTrue && ready.Reason == aifv1.ReasonClusterQueueInactive {
+		// The queue is stopped on purpose: the tenant is as declared, and BudgetExhausted says why it waits.
+		ready.Status, ready.Reason = metav1.ConditionTrue, aifv1.ReasonBudgetHold
+		ready.Message = fmt.Sprintf("ClusterQueue %s is held because the GPU-hour budget is spent; see BudgetExhausted", ClusterQueueName(tq.Name))
+	}
+	apimeta.SetStatusCondition(&st.Conditions, ready)
 	apimeta.SetStatusCondition(&st.Conditions, budget)
+	progress.Set(&st.Conditions, tq.Generation, stateOf(ready, budget), ready.Reason, ready.Message)
 	return st
+}
+
+// stateOf reads kstatus's view of a tenant from its Ready condition. A tenant held by its spent budget is as its
+// spec asks: the hold is the budget working.
+func stateOf(ready, budget metav1.Condition) progress.State {
+	switch {
+	case ready.Status == metav1.ConditionTrue, budget.Status == metav1.ConditionTrue:
+		return progress.Done
+	case ready.Reason == aifv1.ReasonGPUClassUnknown, ready.Reason == aifv1.ReasonNamespaceConflict:
+		return progress.Stuck
+	}
+	return progress.Working
 }
 
 // maxWaiting bounds the waiting workloads shown in status.

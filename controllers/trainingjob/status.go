@@ -16,6 +16,7 @@ import (
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 )
 
@@ -414,7 +415,7 @@ func setCondition(st *aifv1.TrainingJobStatus, tj *aifv1.TrainingJob, t string, 
 }
 
 // conditions sets the conditions that follow from the phase. Reconciling and Stalled follow kstatus: a run is
-// Reconciling until it ends, and Stalled when it failed.
+// Reconciling until it ends or is suspended, and Stalled when it failed.
 func conditions(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, o outcome) {
 	p := o.phase
 	in := func(ps ...aifv1.TrainingJobPhase) bool {
@@ -430,8 +431,14 @@ func conditions(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, o outcome) {
 	setCondition(st, tj, aifv1.ConditionRunning, p == aifv1.PhaseRunning, reasonOr(p == aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, o.reason), o.message)
 	setCondition(st, tj, aifv1.ConditionSucceeded, p == aifv1.PhaseSucceeded, o.reason, o.message)
 	setCondition(st, tj, aifv1.ConditionFailed, p == aifv1.PhaseFailed, o.reason, o.message)
-	setCondition(st, tj, aifv1.ConditionReconciling, !done(p), o.reason, o.message)
-	setCondition(st, tj, aifv1.ConditionStalled, p == aifv1.PhaseFailed, o.reason, o.message)
+	state := progress.Working
+	switch p {
+	case aifv1.PhaseSucceeded, aifv1.PhaseSuspended:
+		state = progress.Done
+	case aifv1.PhaseFailed:
+		state = progress.Stuck
+	}
+	progress.Set(&st.Conditions, tj.Generation, state, o.reason, o.message)
 }
 
 func reasonOr(ok bool, yes, no string) string {

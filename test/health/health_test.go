@@ -42,6 +42,7 @@ var cases = []struct {
 	{"tenantquota-ready.yaml", "Healthy", "admits work", status.CurrentStatus},
 	{"tenantquota-budget-exhausted.yaml", "Degraded", "BudgetExhausted", status.CurrentStatus},
 	{"tenantquota-unknown-class.yaml", "Degraded", "b200-192gb", status.FailedStatus},
+	{"tenantquota-no-cohort.yaml", "Healthy", "admits work", status.CurrentStatus},
 	{"datasetmount-verified.yaml", "Healthy", "bound", status.CurrentStatus},
 	{"datasetmount-readwrite.yaml", "Healthy", "ReadWrite", status.CurrentStatus},
 	{"datasetmount-verification-failed.yaml", "Degraded", "VerificationFailed", status.FailedStatus},

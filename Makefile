@@ -8,10 +8,11 @@ export AIFACTORY_BIN_DIR
 ENSURE_BINS := hack/ensure-bins.sh
 CONTROLLER_GEN := $(AIFACTORY_BIN_DIR)/controller-gen
 FACTORY_BINS := kube-apiserver etcd kube-controller-manager kube-scheduler kubectl kwok kueue
+TEST_BINS := $(FACTORY_BINS) helm
 GOLANGCI_LINT := $(AIFACTORY_BIN_DIR)/golangci-lint
 
 # Generated files; `make verify` regenerates them and fails on any difference.
-GENERATED := api config/crd config/rbac config/webhook charts/aifactory-operator/crds
+GENERATED := api config/crd config/rbac config/webhook charts/aifactory-operator/crds charts/aifactory-operator/templates
 
 .PHONY: help
 help: ## List the targets.
@@ -22,8 +23,8 @@ tools: ## Build controller-gen and golangci-lint (pinned in hack/tools) if missi
 	@$(ENSURE_BINS) controller-gen golangci-lint >/dev/null
 
 .PHONY: test-bins
-test-bins: ## Build what the integration and end-to-end tests run (pinned in hack/tools) if missing.
-	@$(ENSURE_BINS) $(FACTORY_BINS) >/dev/null
+test-bins: ## Build what the integration, chart and end-to-end tests run (pinned in hack/tools) if missing.
+	@$(ENSURE_BINS) $(TEST_BINS) >/dev/null
 
 .PHONY: generate
 generate: ## Generate deepcopy code.
@@ -31,12 +32,13 @@ generate: ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs (config/crd/bases) and RBAC (config/rbac) from the markers.
+manifests: ## Generate CRDs, RBAC and webhook registration from the markers, and the chart's copies of them.
 	@$(ENSURE_BINS) controller-gen >/dev/null
 	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	go run ./hack/crdtrim config/crd/bases/aifactory.eu_trainingjobs.yaml
 	rm -f charts/aifactory-operator/crds/*.yaml && cp config/crd/bases/*.yaml charts/aifactory-operator/crds/
 	$(CONTROLLER_GEN) rbac:roleName=aifactory-operator-manager webhook paths=./controllers/... output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	go run ./hack/chartgen .
 
 .PHONY: verify
 verify: generate manifests ## Regenerate and fail if a generated file or go.mod differs from the commit.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the binaries that the tests and the local factory run (kube-apiserver, etcd, and for the full
-# factory kube-controller-manager, kube-scheduler, kubectl, kwok and the Kueue manager) from the Go module
-# proxy. Versions are pinned by the modules under hack/tools/<name>; nothing is downloaded from release pages.
+# factory kube-controller-manager, kube-scheduler, kubectl, kwok and the Kueue manager; helm for the chart's
+# tests) from the Go module proxy. Versions are pinned by the modules under hack/tools/<name>; nothing is
+# downloaded from release pages.
 #
 #   hack/ensure-bins.sh [name...]     default: kube-apiserver etcd
 #
@@ -29,6 +30,7 @@ module_of() {
     kueue) echo "kueue sigs.k8s.io/kueue/cmd/kueue" ;;
     controller-gen) echo "controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen" ;;
     golangci-lint) echo "golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint" ;;
+    helm) echo "helm helm.sh/helm/v3/cmd/helm" ;;
     *) return 1 ;;
   esac
 }
@@ -42,6 +44,7 @@ ldflags_of() {
         "-X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
         "-X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" ;;
     kueue) echo "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" ;;
+    helm) echo "-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0" ;;
     *) echo "-s -w" ;;
   esac
 }

@@ -83,6 +83,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 		r.announce(tj, &old)
+		observe(obs.Tenant, tj, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
 		return ctrl.Result{}, err
@@ -98,6 +99,7 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 	}
 	obs := Observed{Verdict: Accept(tj, s), DatasetMounts: s.DatasetMounts, Classes: s.Classes, Now: r.Clock.Now()}
 	if s.Tenant != nil {
+		obs.Tenant = s.Tenant.Name
 		if c := apimeta.FindStatusCondition(s.Tenant.Status.Conditions, aifv1.ConditionBudgetExhausted); c != nil && c.Status == metav1.ConditionTrue {
 			obs.Hold = fmt.Sprintf("tenant %s: %s", s.Tenant.Name, c.Message)
 		}
@@ -288,6 +290,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return fmt.Errorf("indexing workloads by job: %w", err)
 	}
 	c := mgr.GetClient()
+	phases.use(c)
 	err := ctrl.NewControllerManagedBy(mgr).Named("trainingjob").
 		For(&aifv1.TrainingJob{}).
 		Owns(&batchv1.Job{}).

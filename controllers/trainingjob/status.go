@@ -35,6 +35,8 @@ type Observed struct {
 	Pods []corev1.Pod
 	// DatasetMounts are the run's DatasetMounts by name, for the run record.
 	DatasetMounts map[string]*aifv1.DatasetMount
+	// Tenant is the name of the namespace's TenantQuota, for metrics.
+	Tenant string
 	// Hold is why the tenant admits no new work (its budget is spent); empty while it admits work.
 	Hold string
 	// Classes are the known GPU classes by name, for the energy estimate.

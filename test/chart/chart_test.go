@@ -1,0 +1,291 @@
+// Package chart checks the Helm chart: helm lint and helm template (helm built from the Go module proxy) with
+// the default values and each preset in charts/aifactory-operator/ci, the rendered objects accepted by a real
+// API server (server-side dry run), the operator configuration it renders accepted by the operator's own
+// loader, its RBAC equal to what the markers generate, and the dashboard's metrics registered by the operator.
+package chart
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	_ "github.com/aifactory-eu/aifactory-operator/controllers" // registers the operator's metrics
+	"github.com/aifactory-eu/aifactory-operator/internal/factory"
+	"github.com/aifactory-eu/aifactory-operator/test/framework"
+)
+
+// kubeVersion is the version of the test API server; helm checks the chart's kubeVersion against it.
+const kubeVersion = "v1.35.4"
+
+var (
+	chartDir = filepath.Join(framework.RepoRoot(), "charts", "aifactory-operator")
+	env      *framework.Env
+	helm     string
+)
+
+// valueSets are the default values and the presets.
+var valueSets = map[string]string{"default": "", "lustre": "ci/lustre-values.yaml", "scale": "ci/scale-values.yaml", "beegfs": "ci/beegfs-values.yaml"}
+
+func TestMain(m *testing.M) { os.Exit(setup(m)) }
+
+func setup(m *testing.M) int {
+	helm = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "helm")
+	if _, err := os.Stat(helm); err != nil {
+		fmt.Fprintln(os.Stderr, "helm is not built: run the tests with `make unit` (hack/ensure-bins.sh helm)")
+		return 1
+	}
+	var err error
+	if env, err = framework.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	return m.Run()
+}
+
+func helmRun(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(helm, args...)
+	cmd.Dir = chartDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return out
+}
+
+func render(t *testing.T, values string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", "aifactory", ".", "--namespace", "aifactory-system", "--kube-version", kubeVersion}
+	if values != "" {
+		args = append(args, "-f", values)
+	}
+	objs, err := factory.Decode(bytes.NewReader(helmRun(t, args...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func TestLint(t *testing.T) {
+	for name, values := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"lint", ".", "--strict", "--kube-version", kubeVersion}
+			if values != "" {
+				args = append(args, "-f", values)
+			}
+			if out := helmRun(t, args...); !bytes.Contains(out, []byte("0 chart(s) failed")) {
+				t.Fatalf("helm lint: %s", out)
+			}
+		})
+	}
+}
+
+// Wrong values are refused by the schema, with the field named.
+func TestSchemaRefusesBadValues(t *testing.T) {
+	for _, bad := range []string{"replicas=0", "config.filesystems[0].name=Data,config.filesystems[0].preset=nfs", "webhook.certManager.enabld=true"} {
+		cmd := exec.Command(helm, "template", "x", ".", "--kube-version", kubeVersion, "--set", bad)
+		cmd.Dir = chartDir
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "values don't meet the specifications of the schema") {
+			t.Errorf("--set %s: want a schema error, got %v: %s", bad, err, out)
+		}
+	}
+}
+
+// Every rendered object the API server knows is accepted by it (server-side dry run); cert-manager and
+// Prometheus Operator objects need those projects' CRDs, which the test API server does not have.
+func TestRenderedObjectsAreAccepted(t *testing.T) {
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, "aifactory-system"); err != nil {
+		t.Fatal(err)
+	}
+	for name, values := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			kinds := map[string]int{}
+			for _, u := range render(t, values) {
+				kinds[u.GetKind()]++
+				if g := u.GroupVersionKind().Group; g == "cert-manager.io" || g == "monitoring.coreos.com" {
+					continue
+				}
+				if namespaced, err := env.Client.IsObjectNamespaced(u); err == nil && namespaced && u.GetNamespace() == "" {
+					u.SetNamespace("aifactory-system") // as helm install does
+				}
+				err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner("chart-test"), client.ForceOwnership, client.DryRunAll) //nolint:staticcheck // unstructured objects have no apply configurations
+				if err != nil {
+					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+			for _, k := range []string{"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "ConfigMap", "ValidatingWebhookConfiguration"} {
+				if kinds[k] == 0 {
+					t.Errorf("no %s rendered", k)
+				}
+			}
+		})
+	}
+}
+
+// The rendered operator configuration loads in the operator and has the preset's CSI volumes.
+func TestConfigurationFromPresets(t *testing.T) {
+	want := map[string]map[string]string{
+		"default": {},
+		"lustre":  {"lustre-datasets": "10.10.0.1@o2ib,10.10.0.2@o2ib:/datasets{path}", "lustre-scratch": "10.10.0.1@o2ib:/scratch"},
+		"scale":   {"scale-projects": "0;0;17517390815936123441;0A0A0B0C:64F1A2B3;;;/gpfs/projects{path}"},
+		"beegfs":  {"beegfs-scratch": "beegfs://beegfs-mgmt.hpc.example.eu/scratch{path}", "node-local": ""},
+	}
+	for name, values := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			var cfg *configv1.Configuration
+			for _, u := range render(t, values) {
+				if u.GetKind() == "ConfigMap" && strings.HasSuffix(u.GetName(), "-config") {
+					data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+					var err error
+					if cfg, err = configv1.Decode([]byte(data)); err != nil {
+						t.Fatalf("the operator refuses the rendered configuration: %v\n%s", err, data)
+					}
+				}
+			}
+			if cfg == nil {
+				t.Fatal("no configuration rendered")
+			}
+			got := map[string]string{}
+			for _, fs := range cfg.Filesystems {
+				got[fs.Name] = ""
+				if fs.CSI != nil {
+					got[fs.Name] = fs.CSI.VolumeHandle
+				}
+			}
+			if !equality.Semantic.DeepEqual(got, want[name]) {
+				t.Errorf("filesystems %v, want %v", got, want[name])
+			}
+			if cfg.Verification.Image != "ghcr.io/aifactory-eu/aifactory-operator:0.1.0" {
+				t.Errorf("verification image %q, want the operator's own", cfg.Verification.Image)
+			}
+		})
+	}
+}
+
+// The chart grants what the markers generate (config/rbac/role.yaml), no more and no less.
+func TestRBACMatchesTheMarkers(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(framework.RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated, err := factory.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func(objs []*unstructured.Unstructured, kind string) []rbacv1.PolicyRule {
+		for _, u := range objs {
+			if u.GetKind() == kind && strings.HasSuffix(u.GetName(), "-manager") {
+				var r rbacv1.ClusterRole
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &r); err != nil {
+					t.Fatal(err)
+				}
+				return r.Rules
+			}
+		}
+		t.Fatalf("no %s", kind)
+		return nil
+	}
+	chart := render(t, "")
+	for _, kind := range []string{"ClusterRole", "Role"} {
+		if !equality.Semantic.DeepEqual(rules(chart, kind), rules(generated, kind)) {
+			t.Errorf("the chart's %s differs from config/rbac/role.yaml: run make manifests", kind)
+		}
+	}
+}
+
+// The Deployment runs non-root with a read-only root filesystem, requests resources, probes, and elects a
+// leader among its two replicas.
+func TestDeploymentHardening(t *testing.T) {
+	for _, u := range render(t, "") {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		var d struct {
+			Spec struct {
+				Replicas int32 `json:"replicas"`
+				Template struct {
+					Spec corev1.PodSpec `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		s := d.Spec.Template.Spec
+		c := s.Containers[0]
+		if d.Spec.Replicas != 2 || !strings.Contains(strings.Join(c.Args, " "), "--leader-elect=true") {
+			t.Errorf("replicas %d, args %v", d.Spec.Replicas, c.Args)
+		}
+		if !*s.SecurityContext.RunAsNonRoot || !*c.SecurityContext.ReadOnlyRootFilesystem || *c.SecurityContext.AllowPrivilegeEscalation {
+			t.Errorf("security context: %+v %+v", s.SecurityContext, c.SecurityContext)
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.LivenessProbe == nil || c.ReadinessProbe == nil {
+			t.Errorf("resources or probes missing: %+v", c)
+		}
+		return
+	}
+	t.Fatal("no Deployment rendered")
+}
+
+// Every metric the Grafana dashboard queries is one the operator registers.
+func TestDashboardUsesRegisteredMetrics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(chartDir, "dashboards", "aifactory-operator.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash map[string]any
+	if err := yaml.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, m := range regexp.MustCompile(`aifactory_[a-z_]+`).FindAllString(string(b), -1) {
+		used[strings.TrimSuffix(m, "_bucket")] = true
+	}
+	var names []string
+	for n := range used {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) < 5 {
+		t.Fatalf("the dashboard queries only %v", names)
+	}
+	for _, n := range names {
+		if !registered(n) {
+			t.Errorf("the dashboard queries %s, which the operator does not register", n)
+		}
+	}
+}
+
+// registered reports whether the operator's registry holds a metric named name: registering another metric
+// of that name with other help fails exactly then.
+func registered(name string) bool {
+	probe := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "probe"})
+	if err := metrics.Registry.Register(probe); err != nil {
+		return strings.Contains(err.Error(), "same fully-qualified name")
+	}
+	metrics.Registry.Unregister(probe)
+	return false
+}

@@ -24,6 +24,10 @@ const (
 	// queued run whose shape changed gets a new Job.
 	ShapeAnnotation = "aifactory.eu/shape"
 
+	// DeactivatedAnnotation, on a Kueue workload, records that the operator set spec.active to false (the value
+	// says why: Suspended or DeadlineExceeded). The operator reactivates only workloads it deactivated itself.
+	DeactivatedAnnotation = "aifactory.eu/deactivated"
+
 	// InUseFinalizer keeps a DatasetMount while an unfinished TrainingJob uses it.
 	InUseFinalizer = "aifactory.eu/in-use-protection"
 	// CleanupFinalizer lets the operator release Kueue objects of a TenantQuota once its work has finished.

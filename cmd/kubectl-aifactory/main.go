@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,35 +40,49 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+type invocation struct {
+	cmd, kubeconfig, context, namespace string
+	names                               []string
+}
+
+// parse reads `COMMAND [NAME] [flags]`; flags may come before or after the name.
+func parse(args []string) (invocation, error) {
+	var in invocation
 	fs := flag.NewFlagSet("kubectl-aifactory", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	kubeconfig := fs.String("kubeconfig", "", "Path to the kubeconfig file.")
-	kubeContext := fs.String("context", "", "The kubeconfig context to use.")
-	var namespace string
-	fs.StringVar(&namespace, "namespace", "", "Namespace (default: the context's).")
-	fs.StringVar(&namespace, "n", "", "Namespace (default: the context's).")
-	cmd, rest := "", args
+	fs.StringVar(&in.kubeconfig, "kubeconfig", "", "Path to the kubeconfig file.")
+	fs.StringVar(&in.context, "context", "", "The kubeconfig context to use.")
+	fs.StringVar(&in.namespace, "namespace", "", "Namespace (default: the context's).")
+	fs.StringVar(&in.namespace, "n", "", "Namespace (default: the context's).")
+	rest := args
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, rest = args[0], args[1:]
+		in.cmd, rest = args[0], args[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
-		return fmt.Errorf("%w\n\n%s", err, usageText)
+		return in, fmt.Errorf("%w\n\n%s", err, usageText)
 	}
-	var names []string
-	for fs.NArg() > 0 { // flags may follow the run's name
-		names = append(names, fs.Arg(0))
+	for fs.NArg() > 0 {
+		in.names = append(in.names, fs.Arg(0))
 		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return err
+			return in, err
 		}
 	}
+	return in, nil
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	in, err := parse(args)
+	if err != nil {
+		return err
+	}
+	cmd, namespace, names := in.cmd, in.namespace, in.names
 	if cmd == "" || cmd == "help" {
 		_, err := io.WriteString(out, usageText)
 		return err
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeContext})
+	rules.ExplicitPath = in.kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: in.context})
 	if namespace == "" {
 		ns, _, err := cc.Namespace()
 		if err != nil {
@@ -84,7 +99,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	var tenants aifv1.TenantQuotaList
-	if err := c.List(ctx, &tenants); err != nil {
+	switch err := c.List(ctx, &tenants); {
+	case apierrors.IsForbidden(err) && cmd != "usage":
+		// TenantQuotas are cluster-scoped; without the right to read them, show the runs without the tenant.
+		fmt.Fprintln(os.Stderr, "note: you may not read TenantQuotas, so tenant quota and budget are not shown (ask for the aifactory-tenant-reader ClusterRole)")
+	case err != nil:
 		return fmt.Errorf("listing TenantQuotas: %w", err)
 	}
 	switch cmd {

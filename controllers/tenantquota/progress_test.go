@@ -30,6 +30,7 @@ func TestStateOf(t *testing.T) {
 		{"namespace not created yet", cond(false, aifv1.ReasonNamespaceMissing), within, progress.Working},
 		{"queue being activated", cond(false, aifv1.ReasonClusterQueueInactive), within, progress.Working},
 		{"being deleted", cond(false, aifv1.ReasonTerminating), within, progress.Working},
+		{"out of budget and naming an unknown class", cond(false, aifv1.ReasonGPUClassUnknown), spent, progress.Stuck},
 	} {
 		if got := stateOf(tc.ready, tc.budget); got != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)

@@ -152,10 +152,10 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 // spec asks: the hold is the budget working.
 func stateOf(ready, budget metav1.Condition) progress.State {
 	switch {
-	case ready.Status == metav1.ConditionTrue, budget.Status == metav1.ConditionTrue:
-		return progress.Done
 	case ready.Reason == aifv1.ReasonGPUClassUnknown, ready.Reason == aifv1.ReasonNamespaceConflict:
 		return progress.Stuck
+	case ready.Status == metav1.ConditionTrue, budget.Status == metav1.ConditionTrue:
+		return progress.Done
 	}
 	return progress.Working
 }

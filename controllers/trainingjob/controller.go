@@ -69,7 +69,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil // owned children go with it
 	}
 	if done(tj.Status.Phase) {
-		return ctrl.Result{}, r.stopEnded(ctx, tj) // a finished run's status is its record
+		return ctrl.Result{}, r.ended(ctx, tj) // a finished run's status is its record
 	}
 	obs, in, err := r.observe(ctx, tj)
 	if err != nil {
@@ -83,7 +83,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 		r.announce(tj, &old)
-		observe(obs.Tenant, tj, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
+		observe(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
 		return ctrl.Result{}, err
@@ -116,7 +116,10 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		obs.Shape = Shape(tj, in)
 	}
 	obs.Job, obs.Workload, err = r.attempt(ctx, tj, in.Attempt)
-	if err != nil || obs.Job == nil {
+	if err != nil {
+		return obs, in, err
+	}
+	if obs.Superseded, err = r.superseded(ctx, tj, JobName(tj, in.Attempt)); err != nil || obs.Job == nil {
 		return obs, in, err
 	}
 	var pods corev1.PodList
@@ -129,6 +132,22 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		}
 	}
 	return obs, in, nil
+}
+
+// superseded lists the run's unfinished Jobs other than the current attempt's.
+func (r *Reconciler) superseded(ctx context.Context, tj *aifv1.TrainingJob, current string) ([]*batchv1.Job, error) {
+	var jobs batchv1.JobList
+	if err := r.Client.List(ctx, &jobs, client.InNamespace(tj.Namespace), client.MatchingLabels{aifv1.TrainingJobLabel: JobLabel(tj)}); err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	var out []*batchv1.Job
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if _, c := finished(j, nil); j.Name != current && c == nil && j.DeletionTimestamp == nil && metav1.IsControlledBy(j, tj) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
 // attempt reads the Job of an attempt and its Kueue workload (nil until Kueue created it).
@@ -157,7 +176,7 @@ func (r *Reconciler) attempt(ctx context.Context, tj *aifv1.TrainingJob, attempt
 // act makes the writes a pass decided, after its status was written: it replaces a Job, creates the current
 // attempt's Job and the Service, and suspends or resumes the workload.
 func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observed, in Input, act Actions) error {
-	if j := act.DeleteJob; j != nil {
+	for _, j := range act.DeleteJobs {
 		err := r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID})
 		if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting job %s: %w", j.Name, err)
@@ -175,7 +194,11 @@ func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observe
 		}
 	}
 	if act.SetActive != nil && obs.Workload != nil {
-		return r.setActive(ctx, obs.Workload, *act.SetActive)
+		why := aifv1.ReasonSuspended
+		if tj.Status.Reason == aifv1.ReasonDeadlineExceeded {
+			why = aifv1.ReasonDeadlineExceeded
+		}
+		return r.setActive(ctx, obs.Workload, *act.SetActive, why)
 	}
 	return nil
 }
@@ -194,18 +217,36 @@ func (r *Reconciler) ensureService(ctx context.Context, tj *aifv1.TrainingJob) e
 
 // setActive suspends (false) or resumes (true) a workload in Kueue: Kueue evicts an inactive workload, which
 // stops its Job's workers and releases its quota, and queues it again once it is active.
-func (r *Reconciler) setActive(ctx context.Context, wl *kueue.Workload, active bool) error {
+func (r *Reconciler) setActive(ctx context.Context, wl *kueue.Workload, active bool, why string) error {
 	patch := client.MergeFrom(wl.DeepCopy())
 	wl.Spec.Active = ptr.To(active)
+	if active {
+		delete(wl.Annotations, aifv1.DeactivatedAnnotation)
+	} else {
+		if wl.Annotations == nil {
+			wl.Annotations = map[string]string{}
+		}
+		wl.Annotations[aifv1.DeactivatedAnnotation] = why
+	}
 	if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("setting workload %s active=%t: %w", wl.Name, active, err)
 	}
 	return nil
 }
 
-// stopEnded makes sure that a run that failed at its deadline holds no quota: the deadline pass writes the
-// status before it deactivates the workload, so a crash in between is mended here.
-func (r *Reconciler) stopEnded(ctx context.Context, tj *aifv1.TrainingJob) error {
+// ended looks after a finished run: its status says it has seen the latest spec (an edit changes nothing once
+// the run ended), and a run that failed at its deadline holds no quota (the deadline pass writes the status
+// before it deactivates the workload, so a crash in between is mended here).
+func (r *Reconciler) ended(ctx context.Context, tj *aifv1.TrainingJob) error {
+	if tj.Status.ObservedGeneration != tj.Generation {
+		tj.Status.ObservedGeneration = tj.Generation
+		for i := range tj.Status.Conditions {
+			tj.Status.Conditions[i].ObservedGeneration = tj.Generation
+		}
+		if err := r.Client.Status().Update(ctx, tj); err != nil {
+			return fmt.Errorf("writing status: %w", err)
+		}
+	}
 	if tj.Status.Reason != aifv1.ReasonDeadlineExceeded {
 		return nil
 	}
@@ -214,7 +255,7 @@ func (r *Reconciler) stopEnded(ctx context.Context, tj *aifv1.TrainingJob) error
 		return err
 	}
 	if _, c := finished(job, wl); c == nil && ptr.Deref(wl.Spec.Active, true) {
-		return r.setActive(ctx, wl, false)
+		return r.setActive(ctx, wl, false, aifv1.ReasonDeadlineExceeded)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -15,7 +16,7 @@ import (
 var (
 	queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "aifactory_trainingjob_queue_wait_seconds",
-		Help: "Time from when a run (or its restart) was queued to when Kueue first admitted that attempt.",
+		Help: "Time from when an attempt of a run was handed to Kueue to when Kueue first admitted it.",
 		// From seconds to two days: interactive runs wait seconds, big runs on a busy factory hours.
 		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 172800},
 	}, []string{"tenant"})
@@ -41,7 +42,10 @@ func init() {
 // observe records what changed between two statuses of a run: attempts admitted for the first time (their
 // wait) and attempts that ended (their GPU-seconds and energy). It is called once per status write, so each
 // change is counted once by the replica that wrote it.
-func observe(tenant string, tj *aifv1.TrainingJob, old, now *aifv1.TrainingJobStatus, power func(class string) int32) {
+//
+// The wait of an attempt runs from its Job's creation (the run was handed to Kueue), or from the run's creation
+// when the Job is not known.
+func observe(tenant string, tj *aifv1.TrainingJob, job *batchv1.Job, old, now *aifv1.TrainingJobStatus, power func(class string) int32) {
 	if tenant == "" || now.Usage == nil {
 		return
 	}
@@ -52,8 +56,8 @@ func observe(tenant string, tj *aifv1.TrainingJob, old, now *aifv1.TrainingJobSt
 		}
 		if before.AdmittedAt == nil && a.AdmittedAt != nil {
 			queued := tj.CreationTimestamp.Time
-			if i > 0 && now.Usage.Attempts[i-1].EndedAt != nil {
-				queued = now.Usage.Attempts[i-1].EndedAt.Time
+			if job != nil && job.Name == JobName(tj, a.Attempt) {
+				queued = job.CreationTimestamp.Time
 			}
 			queueWait.WithLabelValues(tenant).Observe(max(a.AdmittedAt.Sub(queued), 0).Seconds())
 		}

@@ -29,6 +29,8 @@ type Observed struct {
 	Shape string
 	// Job is the current attempt's Job, nil while it does not exist.
 	Job *batchv1.Job
+	// Superseded are the run's unfinished Jobs of earlier attempts.
+	Superseded []*batchv1.Job
 	// Workload is Kueue's workload of Job, nil until Kueue created it.
 	Workload *kueue.Workload
 	// Pods are the current Job's pods.
@@ -49,8 +51,9 @@ type Observed struct {
 type Actions struct {
 	// CreateJob asks for the Job of the current attempt (the last entry of status.usage.attempts).
 	CreateJob bool
-	// DeleteJob is a queued Job replaced by a new attempt after the run changed.
-	DeleteJob *batchv1.Job
+	// DeleteJobs are unfinished Jobs of earlier attempts: a queued Job replaced after the run changed, or one
+	// left over when a pass ended between the status write and the delete.
+	DeleteJobs []*batchv1.Job
 	// SetActive sets the current workload's spec.active: false to suspend the run or stop it at its deadline,
 	// true to resume it.
 	SetActive *bool
@@ -76,7 +79,7 @@ func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions
 	if st.Usage == nil {
 		st.Usage = &aifv1.Usage{}
 	}
-	var act Actions
+	act := Actions{DeleteJobs: obs.Superseded}
 	var o outcome
 	if obs.Job == nil {
 		o = start(tj, obs, &st, &act)
@@ -132,7 +135,7 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 	}
 	cur := &st.Usage.Attempts[len(st.Usage.Attempts)-1]
 	u := usageOf(tj, obs.Workload)
-	refresh(cur, u, obs.Workload)
+	refresh(tj, cur, u, obs.Workload)
 	if end, c := finished(obs.Job, obs.Workload); c != nil {
 		if end == nil {
 			return keep(st) // Kueue has not finished the workload yet; its end time is what the tenant is charged
@@ -158,7 +161,7 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 	if !reserved(obs.Workload) && !tj.Spec.Suspend && obs.Verdict.Accepted && obs.Shape != "" && obs.Job.Annotations[aifv1.ShapeAnnotation] != obs.Shape {
 		settle(cur, u, obs.Now)
 		newAttempt(st)
-		act.DeleteJob, act.CreateJob = obs.Job, true
+		act.DeleteJobs, act.CreateJob = append(act.DeleteJobs, obs.Job), true
 		st.Admission = nil
 		return waiting(st, "the run was changed while it waited; it is queued again with the new shape")
 	}
@@ -188,28 +191,9 @@ func failed(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, act *Actions, wh
 func mirror(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
 	wl := obs.Workload
 	st.Admission = nil
-	if wl != nil {
-		st.Queue = &aifv1.QueueStatus{LocalQueue: tj.Spec.QueueName, Workload: wl.Name}
-		if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil {
-			st.Queue.Reason, st.Queue.Message = c.Reason, c.Message
-		}
-		if a := wl.Status.Admission; a != nil {
-			st.Queue.ClusterQueue = string(a.ClusterQueue)
-		}
-	}
-	active := wl == nil || ptr.Deref(wl.Spec.Active, true)
-	switch {
-	case tj.Spec.Suspend:
-		if wl != nil && active {
-			act.SetActive = ptr.To(false)
-		}
-		if admitted(wl) {
-			return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; Kueue is stopping the workers"}
-		}
-		return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; the run holds no quota and keeps its place in its attempt"}
-	case !active:
-		act.SetActive = ptr.To(true)
-		return waiting(st, "resumed; queued again")
+	st.Queue = queueStatus(tj, wl, st.Queue)
+	if o, ok := activation(tj, obs, st, act); ok {
+		return o
 	}
 	if c := evicted(wl); c != nil {
 		reason := aifv1.ReasonEvicted
@@ -241,6 +225,51 @@ func mirror(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 		return outcome{aifv1.PhaseRunning, aifv1.ReasonWorkersRunning, fmt.Sprintf("%d workers run", tj.Spec.Nodes)}
 	}
 	return outcome{aifv1.PhaseAdmitted, aifv1.ReasonWorkersStarting, fmt.Sprintf("admitted by Kueue; %d of %d workers run", ready, tj.Spec.Nodes)}
+}
+
+// queueStatus is where the workload waits or runs, in Kueue's terms.
+func queueStatus(tj *aifv1.TrainingJob, wl *kueue.Workload, old *aifv1.QueueStatus) *aifv1.QueueStatus {
+	if wl == nil {
+		return old
+	}
+	q := &aifv1.QueueStatus{LocalQueue: tj.Spec.QueueName, Workload: wl.Name}
+	if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadQuotaReserved); c != nil {
+		q.Reason, q.Message = c.Reason, c.Message
+	}
+	if a := wl.Status.Admission; a != nil {
+		q.ClusterQueue = string(a.ClusterQueue)
+	}
+	return q
+}
+
+// activation suspends and resumes the workload through spec.active. It returns the outcome when suspension,
+// resumption or a deactivation by Kueue decides the phase.
+func activation(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) (outcome, bool) {
+	wl := obs.Workload
+	active := wl == nil || ptr.Deref(wl.Spec.Active, true)
+	switch {
+	case tj.Spec.Suspend:
+		if wl != nil && active {
+			act.SetActive = ptr.To(false)
+		}
+		if admitted(wl) {
+			return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; Kueue is stopping the workers"}, true
+		}
+		return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; the run holds no quota and keeps its place in its attempt"}, true
+	case active:
+		return outcome{}, false
+	case wl.Annotations[aifv1.DeactivatedAnnotation] != "":
+		act.SetActive = ptr.To(true)
+		return waiting(st, "resumed; queued again"), true
+	}
+	// Kueue itself deactivated the workload (requeuing limit, rejected admission check, maximum execution time):
+	// it will not run again, and undoing Kueue's decision is not the operator's to do.
+	settle(&st.Usage.Attempts[len(st.Usage.Attempts)-1], usageOf(tj, wl), obs.Now)
+	msg := "Kueue deactivated the workload"
+	if c := evicted(wl); c != nil {
+		msg = fmt.Sprintf("Kueue deactivated the workload: %s: %s", c.Reason, c.Message)
+	}
+	return outcome{aifv1.PhaseFailed, aifv1.ReasonEvicted, msg}, true
 }
 
 // waiting is the outcome of an attempt that waits for Kueue: Queued, or Restarting after a worker failure
@@ -281,7 +310,7 @@ func usageOf(tj *aifv1.TrainingJob, wl *kueue.Workload) tenantquota.WorkloadUsag
 // refresh brings the current attempt's entry up to date with its workload: GPUs, class, first admission, and
 // the GPU-seconds of admissions that have ended. The running admission is added by settle, so that a running
 // attempt's status does not change with the clock.
-func refresh(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, wl *kueue.Workload) {
+func refresh(tj *aifv1.TrainingJob, a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, wl *kueue.Workload) {
 	if wl == nil {
 		return
 	}
@@ -289,11 +318,8 @@ func refresh(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, wl *kueue.Workl
 		a.GPUs = int32(u.GPUs)
 	}
 	if adm := wl.Status.Admission; adm != nil {
-		for _, ps := range adm.PodSetAssignments {
-			for _, f := range ps.Flavors {
-				a.GPUClass = string(f)
-				break
-			}
+		if c := admission(tj, adm, nil).GPUClass; c != "" {
+			a.GPUClass = c
 		}
 	}
 	if a.AdmittedAt == nil && u.AdmittedAt != nil {

@@ -1,6 +1,7 @@
 package trainingjob
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -66,9 +67,17 @@ func (w wl) finished(when time.Duration) wl {
 	return w.cond(kueue.WorkloadFinished, true, "Succeeded", "", when)
 }
 
+// inactive is a workload the operator deactivated (suspend, deadline).
 func (w wl) inactive() wl {
 	w.Spec.Active = ptr.To(false)
+	w.Annotations = map[string]string{aifv1.DeactivatedAnnotation: aifv1.ReasonSuspended}
 	return w
+}
+
+// deactivatedByKueue is a workload Kueue itself deactivated, here after too many requeues.
+func (w wl) deactivatedByKueue() wl {
+	w.Spec.Active = ptr.To(false)
+	return w.cond(kueue.WorkloadEvicted, true, "DeactivatedDueToRequeuingLimitExceeded", "exceeded the maximum number of re-queuing retries", 0)
 }
 
 func attemptJob(ready int32, shape string, conds ...batchv1.JobCondition) *batchv1.Job {
@@ -287,9 +296,22 @@ func TestStep(t *testing.T) {
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().inactive().preempted(11*time.Minute, 600).Workload},
 		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{SetActive: ptr.To(true)},
 	}, {
+		name: "deactivated by Kueue itself: not undone, the run fails with Kueue's reason", tj: base, old: status(aifv1.PhaseQueued, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().preempted(11*time.Minute, 600).deactivatedByKueue().Workload},
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonEvicted,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if !strings.Contains(st.Message, "re-queuing") || st.Usage.GPUSeconds != 600*16 {
+				t.Errorf("message %q, usage %+v", st.Message, st.Usage)
+			}
+		},
+	}, {
+		name: "a Job of an earlier attempt left unfinished is deleted", tj: base, old: status(aifv1.PhaseQueued, 0, first, aifv1.AttemptUsage{Attempt: 1}),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload, Superseded: []*batchv1.Job{attemptJob(0, "s0")}},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{DeleteJobs: []*batchv1.Job{attemptJob(0, "s0")}},
+	}, {
 		name: "changed while queued: a new attempt with the new shape", tj: base, old: status(aifv1.PhaseQueued, 0, first),
 		obs:   Observed{Verdict: accepted, Shape: "s2", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
-		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{DeleteJob: attemptJob(0, "s1"), CreateJob: true},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending, act: Actions{DeleteJobs: []*batchv1.Job{attemptJob(0, "s1")}, CreateJob: true},
 		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
 			if len(st.Usage.Attempts) != 2 || st.Restarts != 0 {
 				t.Errorf("attempts %+v, restarts %d", st.Usage.Attempts, st.Restarts)
@@ -329,7 +351,7 @@ func TestStep(t *testing.T) {
 				tc.check(t, st)
 			}
 			again, _ := Step(&aifv1.TrainingJob{ObjectMeta: tj.ObjectMeta, Spec: tj.Spec, Status: st}, tc.obs)
-			if !act.CreateJob && act.DeleteJob == nil && !cmp.Equal(st, again) {
+			if !act.CreateJob && len(act.DeleteJobs) == 0 && !cmp.Equal(st, again) {
 				t.Errorf("a second pass over the same observation changes the status:\n%s", cmp.Diff(st, again))
 			}
 		})

@@ -37,7 +37,12 @@ func (f *Factory) start(name, bin string, args []string, env ...string) error {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	pid := cmd.Process.Pid
-	if err := os.WriteFile(f.pidFile(name), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+	exe, err := filepath.EvalSymlinks(cmd.Path)
+	if err != nil {
+		exe = cmd.Path
+	}
+	// The binary goes with the PID, so that a PID the system has since given to another program is not ours.
+	if err := os.WriteFile(f.pidFile(name), []byte(strconv.Itoa(pid)+" "+exe), 0o600); err != nil {
 		return err
 	}
 	return cmd.Process.Release()
@@ -51,11 +56,19 @@ func (f *Factory) running(name string) (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(fields[0])
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	return pid, syscall.Kill(pid, 0) == nil && !zombie(pid)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || strings.TrimSuffix(exe, " (deleted)") != fields[1] {
+		return 0, false // gone, or the PID now belongs to another program
+	}
+	return pid, !zombie(pid)
 }
 
 // zombie reports whether pid has exited but was not reaped (a component started by a process that still runs,

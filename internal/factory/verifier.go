@@ -65,6 +65,11 @@ func (v *Verifier) Run(ctx context.Context) error {
 }
 
 func (v *Verifier) verify(ctx context.Context, pod *corev1.Pod) error {
+	// Only the operator's verification pods: a container "verify" running "verify-dataset", in a Job.
+	c0 := pod.Spec.Containers[0]
+	if c0.Name != "verify" || len(c0.Args) == 0 || c0.Args[0] != "verify-dataset" || !ownedByJob(pod) {
+		return nil
+	}
 	root, err := v.hostFolder(ctx, pod)
 	if err != nil {
 		return v.finish(ctx, pod, 2, err.Error())
@@ -139,6 +144,15 @@ func (v *Verifier) finish(ctx context.Context, pod *corev1.Pod, code int32, mess
 		}
 	}
 	return v.Client.Status().Update(ctx, pod)
+}
+
+func ownedByJob(pod *corev1.Pod) bool {
+	for _, o := range pod.OwnerReferences {
+		if o.Kind == "Job" && o.Controller != nil && *o.Controller {
+			return true
+		}
+	}
+	return false
 }
 
 func reason(code int32) string {

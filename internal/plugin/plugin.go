@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 )
 
 // TenantOf returns the tenant whose namespaces include ns.
@@ -137,11 +138,12 @@ func whyFailed(p *printer, tj *aifv1.TrainingJob) {
 	switch st.Reason {
 	case aifv1.ReasonRestartsExhausted:
 		p.line("A worker failed in each of %d attempts (spec.maxRestarts is %d). The last attempt's Job keeps its pods:", st.Restarts+1, tj.Spec.MaxRestarts)
-		p.line("  kubectl logs -n %s -l batch.kubernetes.io/job-name=%s-%d --prefix", tj.Namespace, tj.Name, lastAttempt(tj))
+		p.line("  kubectl logs -n %s -l batch.kubernetes.io/job-name=%s --prefix", tj.Namespace, trainingjob.JobName(tj, lastAttempt(tj)))
 		p.line("Fix the cause, then delete and apply the TrainingJob again; it resumes from its checkpoint folder if it has one.")
 	case aifv1.ReasonDeadlineExceeded:
 		p.line("It was admitted for longer than spec.maxRunDuration (%s), summed over its attempts.", durationText(tj))
-		p.line("Raise spec.maxRunDuration, or make the run save and resume from its checkpoint, and apply it again.")
+		p.line("A finished run does not start again: raise spec.maxRunDuration (or make the run resume from its checkpoint),")
+		p.line("then delete the TrainingJob and apply it again.")
 	default:
 		p.line("It failed and will not be restarted.")
 	}

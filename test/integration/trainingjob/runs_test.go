@@ -413,6 +413,9 @@ func TestManagerRestartInEachPhase(t *testing.T) {
 			before = get(g, ns, "steady")
 			g.Expect(before.Status.Phase).To(gomega.Equal(phase))
 			g.Expect(jobsOf(g, before)).To(gomega.HaveLen(jobs))
+			// settled: the operator has seen Kueue's workload of the current attempt
+			g.Expect(before.Status.Queue).NotTo(gomega.BeNil())
+			g.Expect(before.Status.Queue.Workload).To(gomega.HavePrefix("job-" + trainingjob.JobName(tj, trainingjob.CurrentAttempt(&before.Status))))
 		})
 		if err := op.Stop(); err != nil {
 			t.Fatal(err)

@@ -115,18 +115,7 @@ func (f *Factory) startKueue(ctx context.Context) error {
 	if err := f.servingDir(certs, "kueue-webhook"); err != nil {
 		return err
 	}
-	config := fmt.Sprintf(`apiVersion: config.kueue.x-k8s.io/v1beta2
-kind: Configuration
-namespace: kueue-system
-health: {healthProbeBindAddress: "127.0.0.1:%d"}
-metrics: {bindAddress: "0"}
-webhook: {host: 127.0.0.1, port: %d, certDir: %q}
-leaderElection: {leaderElect: false}
-internalCertManagement: {enable: false}
-manageJobsWithoutQueueName: false
-integrations:
-  frameworks: ["batch/job"]
-`, f.Ports.KueueHealth, f.Ports.KueueWebhook, certs)
+	config := KueueConfig(f.Ports.KueueHealth, f.Ports.KueueWebhook, certs)
 	cfgFile := filepath.Join(f.Dir, "kueue-config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		return err
@@ -190,6 +179,24 @@ func (f *Factory) startOperator(ctx context.Context) error {
 		return err
 	}
 	return f.registerWebhooks(ctx, filepath.Join(f.RepoDir, "config", "webhook", "manifests.yaml"), "aifactory-", p.OperatorWebhook, func(string) bool { return true })
+}
+
+// KueueConfig is the Kueue manager's configuration outside a cluster: health and webhook on 127.0.0.1, no
+// metrics, no leader election, no internal certificate management (its certificates are given in certDir), and
+// the batch/Job integration only, for Jobs that name a queue.
+func KueueConfig(healthPort, webhookPort int, certDir string) string {
+	return fmt.Sprintf(`apiVersion: config.kueue.x-k8s.io/v1beta2
+kind: Configuration
+namespace: kueue-system
+health: {healthProbeBindAddress: "127.0.0.1:%d"}
+metrics: {bindAddress: "0"}
+webhook: {host: 127.0.0.1, port: %d, certDir: %q}
+leaderElection: {leaderElect: false}
+internalCertManagement: {enable: false}
+manageJobsWithoutQueueName: false
+integrations:
+  frameworks: ["batch/job"]
+`, healthPort, webhookPort, certDir)
 }
 
 // OperatorConfig is the operator configuration of the factory: the two simulated Lustre filesystems as

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/internal/plugin"
 )
 
 // Follow prints a line each time a TrainingJob changes phase, reason, class or restarts, until every run has
@@ -40,7 +41,7 @@ func (f *Factory) Follow(ctx context.Context, out io.Writer, timeout time.Durati
 			key := tj.Namespace + "/" + tj.Name
 			jobs[key] = *tj
 			line := fmt.Sprintf("%-28s %-11s %4d  %-16s %-16s %s", key, orDash(string(tj.Status.Phase)), tj.Status.GPUs,
-				orDash(classOf(tj)), orDash(tj.Status.Reason), shorten(tj.Status.Message, 60))
+				orDash(plugin.ClassOf(tj)), orDash(tj.Status.Reason), shorten(tj.Status.Message, 60))
 			if shown[key] == line {
 				continue
 			}
@@ -54,16 +55,6 @@ func (f *Factory) Follow(ctx context.Context, out io.Writer, timeout time.Durati
 		w.Stop()
 	}
 	return nil
-}
-
-func classOf(tj *aifv1.TrainingJob) string {
-	if a := tj.Status.Admission; a != nil {
-		return a.GPUClass
-	}
-	if r := tj.Status.Record; r != nil {
-		return r.GPUClass
-	}
-	return ""
 }
 
 // settled is true when every run has ended, or waits for a tenant whose budget is spent.
@@ -109,7 +100,7 @@ func RunTable(jobs map[string]aifv1.TrainingJob) string {
 	_, _ = fmt.Fprintln(tw, "NAMESPACE\tTRAININGJOB\tPHASE\tGPUS\tCLASS\tRESTARTS\tGPU-HOURS\tREASON")
 	for _, k := range keys {
 		tj := jobs[k]
-		class := classOf(&tj)
+		class := plugin.ClassOf(&tj)
 		used := "-"
 		if u := tj.Status.Usage; u != nil {
 			used = fmt.Sprintf("%.2f", float64(u.GPUSeconds)/3600)

@@ -69,7 +69,7 @@ func Status(w io.Writer, ns string, tenant *aifv1.TenantQuota, jobs []aifv1.Trai
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Name < jobs[j].Name })
 	tw := p.table("TRAININGJOB", "PHASE", "GPUS", "CLASS", "RESTARTS", "GPU-HOURS", "AGE", "REASON")
 	for _, tj := range jobs {
-		tw.row(tj.Name, orDash(string(tj.Status.Phase)), tj.Status.GPUs, orDash(classOf(&tj)), tj.Status.Restarts,
+		tw.row(tj.Name, orDash(string(tj.Status.Phase)), tj.Status.GPUs, orDash(ClassOf(&tj)), tj.Status.Restarts,
 			gpuHours(&tj), duration.HumanDuration(now.Sub(tj.CreationTimestamp.Time)), orDash(tj.Status.Reason))
 	}
 	tw.flush()
@@ -128,7 +128,7 @@ func Why(w io.Writer, tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cohort [
 	case st.Phase == aifv1.PhaseQueued || st.Phase == aifv1.PhaseRestarting:
 		whyQueued(&p, tj, tenant, cohort)
 	default:
-		p.line("It runs on %d %s GPUs%s, admitted at %s.", st.GPUs, orDash(classOf(tj)), nodesText(tj), admittedText(tj))
+		p.line("It runs on %d %s GPUs%s, admitted at %s.", st.GPUs, orDash(ClassOf(tj)), nodesText(tj), admittedText(tj))
 		p.line("Its GPU-hours are added to status.usage when the attempt ends; the tenant's ledger counts them as they run.")
 	}
 }
@@ -301,7 +301,8 @@ func conditionText(conds []metav1.Condition, t string) string {
 	return fmt.Sprintf("%s, %s: %s", state, c.Reason, c.Message)
 }
 
-func classOf(tj *aifv1.TrainingJob) string {
+// ClassOf is the GPU class of a run: the one Kueue admitted it to, or the one its record names.
+func ClassOf(tj *aifv1.TrainingJob) string {
 	if a := tj.Status.Admission; a != nil {
 		return a.GPUClass
 	}

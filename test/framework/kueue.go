@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/aifactory-eu/aifactory-operator/internal/factory"
 )
 
 // Kueue is the stock Kueue manager (built by hack/ensure-bins.sh) running as a separate process against the
@@ -56,18 +58,7 @@ func (e *Env) StartKueue(ctx context.Context) (*Kueue, error) {
 		return nil, err
 	}
 	health, webhook := freePort(), freePort()
-	config := fmt.Sprintf(`apiVersion: config.kueue.x-k8s.io/v1beta2
-kind: Configuration
-namespace: kueue-system
-health: {healthProbeBindAddress: "127.0.0.1:%d"}
-metrics: {bindAddress: "0"}
-webhook: {host: 127.0.0.1, port: %d, certDir: %q}
-leaderElection: {leaderElect: false}
-internalCertManagement: {enable: false}
-manageJobsWithoutQueueName: false
-integrations:
-  frameworks: ["batch/job"]
-`, health, webhook, filepath.Join(dir, "certs"))
+	config := factory.KueueConfig(health, webhook, filepath.Join(dir, "certs"))
 	files := map[string][]byte{"kubeconfig": kubeconfig, "config.yaml": []byte(config)}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

@@ -45,12 +45,18 @@ func tenant(t *testing.T, name string) string {
 // PersistentVolume binder does not run in envtest: the test binds the claim as it would.
 func checkpoint(t *testing.T, namespace, name, path string) {
 	t.Helper()
+	readyDataset(t, builders.DatasetMount(namespace, name, path).Filesystem(builders.FilesystemScratch).Access(aifv1.ReadWrite).Obj())
+}
+
+// readyDataset creates a DatasetMount and binds its claim, as the PersistentVolume binder would; envtest runs
+// no binder.
+func readyDataset(t *testing.T, dsm *aifv1.DatasetMount) {
+	t.Helper()
 	ctx := context.Background()
-	dsm := builders.DatasetMount(namespace, name, path).Filesystem(builders.FilesystemScratch).Access(aifv1.ReadWrite).Obj()
 	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, dsm)).To(gomega.Succeed()) })
 	framework.Eventually(t, func(g gomega.Gomega) {
 		pvc := &corev1.PersistentVolumeClaim{}
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: datasetmount.ClaimName(dsm)}, pvc)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: dsm.Namespace, Name: datasetmount.ClaimName(dsm)}, pvc)).To(gomega.Succeed())
 		pvc.Status.Phase = corev1.ClaimBound
 		g.Expect(c.Status().Update(ctx, pvc)).To(gomega.Succeed())
 	})

@@ -11,7 +11,6 @@ import (
 
 	"github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -121,14 +120,7 @@ func TestRunIsAcceptedAdmittedAndFinished(t *testing.T) {
 	})
 
 	dsm := builders.DatasetMount(ns, "xray-data", "/medai/xray").Obj()
-	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, dsm)).To(gomega.Succeed()) })
-	// The PersistentVolume binder does not run in envtest: bind the claim as it would.
-	framework.Eventually(t, func(g gomega.Gomega) {
-		pvc := &corev1.PersistentVolumeClaim{}
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(dsm)}, pvc)).To(gomega.Succeed())
-		pvc.Status.Phase = corev1.ClaimBound
-		g.Expect(c.Status().Update(ctx, pvc)).To(gomega.Succeed())
-	})
+	readyDataset(t, dsm) // the claim is bound by the test: envtest runs no PersistentVolume binder
 
 	job := &batchv1.Job{}
 	framework.Eventually(t, func(g gomega.Gomega) {

@@ -184,11 +184,17 @@ func TestCohortBorrowingReclaimAndDeletion(t *testing.T) {
 		g.Expect(tq.Status.GPUs).To(gomega.ContainElement(gomega.HaveField("Borrowed", int32(8))))
 	})
 
-	create(t, run("e2e-owner", "reclaim", 2, 8, 3*time.Second).Obj())
+	create(t, run("e2e-owner", "reclaim", 2, 8, 15*time.Second).Obj())
 	framework.EventuallyWithin(t, long, func(g gomega.Gomega) {
 		tj := get(g, "e2e-borrower", "big")
 		g.Expect(tj.Status.Reason).To(gomega.Equal(aifv1.ReasonPreempted))
 		g.Expect(tj.Status.Message).To(gomega.ContainSubstring("reclamation within the cohort"))
+	})
+	framework.Eventually(t, func(g gomega.Gomega) { // the Job controller removed the preempted workers
+		var pods corev1.PodList
+		g.Expect(f.Client.List(ctx, &pods, client.InNamespace("e2e-borrower"), client.MatchingLabels{aifv1.TrainingJobLabel: "big"})).To(gomega.Succeed())
+		g.Expect(pods.Items).To(gomega.BeEmpty())
+		g.Expect(get(g, "e2e-owner", "reclaim").Status.Phase).To(gomega.Equal(aifv1.PhaseRunning), "the owner runs while the borrower waits")
 	})
 	waitPhase(t, "e2e-owner", "reclaim", long, aifv1.PhaseSucceeded)
 	waitPhase(t, "e2e-borrower", "big", long, aifv1.PhaseRunning)

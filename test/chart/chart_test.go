@@ -7,6 +7,9 @@ package chart
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -288,4 +291,46 @@ func registered(name string) bool {
 	}
 	metrics.Registry.Unregister(probe)
 	return false
+}
+
+// Without cert-manager, the webhook configuration trusts the CA that signed the Secret's certificate, and that
+// certificate names the webhook Service.
+func TestChartWebhookCertificate(t *testing.T) {
+	var caBundle, caCrt, tlsCrt, svc string
+	for _, u := range render(t, "") {
+		switch u.GetKind() {
+		case "ValidatingWebhookConfiguration":
+			hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+			hook, _ := hooks[0].(map[string]any)
+			caBundle, _, _ = unstructured.NestedString(hook, "clientConfig", "caBundle")
+			svc, _, _ = unstructured.NestedString(hook, "clientConfig", "service", "name")
+		case "Secret":
+			caCrt, _, _ = unstructured.NestedString(u.Object, "data", "ca.crt")
+			tlsCrt, _, _ = unstructured.NestedString(u.Object, "data", "tls.crt")
+		}
+	}
+	if caBundle == "" || caBundle != caCrt {
+		t.Fatalf("the webhook's caBundle is not the Secret's CA")
+	}
+	ca, err := base64.StdEncoding.DecodeString(caCrt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crtPEM, err := base64.StdEncoding.DecodeString(tlsCrt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(crtPEM)
+	if block == nil {
+		t.Fatal("tls.crt is not PEM")
+	}
+	crt, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	if _, err := crt.Verify(x509.VerifyOptions{Roots: pool, DNSName: svc + ".aifactory-system.svc"}); err != nil {
+		t.Fatalf("the serving certificate does not verify for the webhook Service: %v", err)
+	}
 }

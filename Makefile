@@ -63,7 +63,7 @@ build: ## Build the manager binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
 
 .PHONY: unit
-unit: test-bins ## Run the Go tests: unit, envtest integration, and end to end on a test factory.
+unit: test-bins ## Run the Go tests: unit, envtest integration, chart, and end to end on a test factory.
 	KUBEBUILDER_ASSETS=$(AIFACTORY_BIN_DIR) go test ./... -count=1
 
 .PHONY: test

@@ -25,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
@@ -332,5 +334,75 @@ func TestChartWebhookCertificate(t *testing.T) {
 	pool.AppendCertsFromPEM(ca)
 	if _, err := crt.Verify(x509.VerifyOptions{Roots: pool, DNSName: svc + ".aifactory-system.svc"}); err != nil {
 		t.Fatalf("the serving certificate does not verify for the webhook Service: %v", err)
+	}
+}
+
+// The chart reuses its certificate until the renew-after time on its Secret, then makes a new one; during that
+// upgrade the webhook trusts the old and the new CA. Helm's lookup reads the Secret from the test API server
+// (helm template --dry-run=server).
+func TestChartWebhookCertificateRenewal(t *testing.T) {
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, "aifactory-system"); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken}
+	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	cfg.CurrentContext = "envtest"
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	renderLive := func() (secret *unstructured.Unstructured, caBundle string) {
+		out := helmRun(t, "template", "aifactory", ".", "--namespace", "aifactory-system", "--kube-version", kubeVersion,
+			"--dry-run=server", "--kubeconfig", kubeconfig)
+		objs, err := factory.Decode(bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range objs {
+			switch u.GetKind() {
+			case "Secret":
+				secret = u
+			case "ValidatingWebhookConfiguration":
+				hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+				hook, _ := hooks[0].(map[string]any)
+				caBundle, _, _ = unstructured.NestedString(hook, "clientConfig", "caBundle")
+			}
+		}
+		return secret, caBundle
+	}
+	first, _ := renderLive()
+	first.SetNamespace("aifactory-system")
+	first.SetAnnotations(map[string]string{"aifactory.eu/renew-after": "4102444800"}) // 2100: keep it
+	if err := env.Client.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	oldCA, _, _ := unstructured.NestedString(first.Object, "data", "ca.crt")
+	oldCrt, _, _ := unstructured.NestedString(first.Object, "data", "tls.crt")
+
+	kept, bundle := renderLive()
+	if crt, _, _ := unstructured.NestedString(kept.Object, "data", "tls.crt"); crt != oldCrt || bundle != oldCA {
+		t.Fatal("before its renew-after time the certificate must be reused")
+	}
+
+	first.SetAnnotations(map[string]string{"aifactory.eu/renew-after": "1"}) // long past: renew
+	if err := env.Client.Update(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	renewed, bundle := renderLive()
+	newCA, _, _ := unstructured.NestedString(renewed.Object, "data", "ca.crt")
+	if crt, _, _ := unstructured.NestedString(renewed.Object, "data", "tls.crt"); crt == oldCrt || newCA == oldCA {
+		t.Fatal("after its renew-after time the certificate must be renewed")
+	}
+	pemBundle, err := base64.StdEncoding.DecodeString(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPEM, _ := base64.StdEncoding.DecodeString(oldCA)
+	newPEM, _ := base64.StdEncoding.DecodeString(newCA)
+	if !bytes.Contains(pemBundle, oldPEM) || !bytes.Contains(pemBundle, newPEM) {
+		t.Fatal("while renewing, the webhook must trust both the old and the new CA")
 	}
 }

@@ -54,6 +54,7 @@ render and shared by the Secret, the webhook configuration and the Deployment.
 {{- $_ := set $certs "crt" (index $old.data "tls.crt") }}
 {{- $_ := set $certs "key" (index $old.data "tls.key") }}
 {{- $_ := set $certs "renewAfter" $renewAfter }}
+{{- $_ := set $certs "bundle" (index $old.data "ca.crt") }}
 {{- else }}
 {{- $ca := genCA (printf "%s-webhook-ca" (include "aifactory-operator.fullname" .)) 1095 }}
 {{- $dns := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
@@ -62,6 +63,12 @@ render and shared by the Secret, the webhook configuration and the Deployment.
 {{- $_ := set $certs "crt" ($crt.Cert | b64enc) }}
 {{- $_ := set $certs "key" ($crt.Key | b64enc) }}
 {{- $_ := set $certs "renewAfter" (now | dateModify "+17520h" | unixEpoch | toString) }}
+{{- /* On renewal the webhook trusts the old CA too, until the pods that still serve the old certificate are gone. */}}
+{{- if and $old $old.data (index $old.data "ca.crt") }}
+{{- $_ := set $certs "bundle" (printf "%s%s" (index $old.data "ca.crt" | b64dec) $ca.Cert | b64enc) }}
+{{- else }}
+{{- $_ := set $certs "bundle" ($ca.Cert | b64enc) }}
+{{- end }}
 {{- end }}
 {{- $_ := set .Values.webhook "_certs" $certs }}
 {{- end }}
@@ -69,5 +76,5 @@ render and shared by the Secret, the webhook configuration and the Deployment.
 
 {{- define "aifactory-operator.webhookCA" -}}
 {{- include "aifactory-operator.webhookCerts" . }}
-{{- .Values.webhook._certs.ca }}
+{{- .Values.webhook._certs.bundle }}
 {{- end }}

@@ -79,14 +79,18 @@ func (c *common) open() (*factory.Factory, error) {
 	if err != nil {
 		return nil, err
 	}
-	kueue, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue").Output()
-	if err != nil {
-		return nil, fmt.Errorf("locating the Kueue module (run from the repository): %w", err)
-	}
 	return factory.New(factory.Options{
-		Dir: c.dir, BasePort: c.basePort, BinDir: c.binDir, Manager: c.manager, Self: self,
-		KueueDir: strings.TrimSpace(string(kueue)), RepoDir: repo, Out: os.Stdout,
+		Dir: c.dir, BasePort: c.basePort, BinDir: c.binDir, Manager: c.manager, Self: self, RepoDir: repo, Out: os.Stdout,
 	})
+}
+
+// kueueDir is the Kueue module's folder, whose CRDs and webhook manifests up installs.
+func kueueDir() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the Kueue module (run from the repository): %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 func up(ctx context.Context, args []string) error {
@@ -101,6 +105,9 @@ func up(ctx context.Context, args []string) error {
 	}
 	f, err := c.open()
 	if err != nil {
+		return err
+	}
+	if f.KueueDir, err = kueueDir(); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -180,7 +187,6 @@ func status(args []string) error {
 func verifier(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verifier", flag.ExitOnError)
 	manager := fs.String("manager", "", "The operator's binary.")
-	_ = fs.String("dir", "", "The factory's state folder.")
 	_ = fs.Parse(args)
 	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {

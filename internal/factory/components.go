@@ -218,7 +218,7 @@ func (f *Factory) OperatorConfig() *configv1.Configuration {
 
 // startVerifier runs the factory binary again in the background as the simulated dataset verifier.
 func (f *Factory) startVerifier(context.Context) error {
-	return f.start("verifier", f.Self, []string{"verifier", "--dir=" + f.Dir, "--manager=" + f.Manager},
+	return f.start("verifier", f.Self, []string{"verifier", "--manager=" + f.Manager},
 		"KUBECONFIG="+f.Kubeconfig)
 }
 

@@ -162,14 +162,15 @@ func (f *Factory) logf(format string, args ...any) {
 	_, _ = fmt.Fprintf(f.Out, format+"\n", args...)
 }
 
-// Up starts every component that does not run yet, and waits until each is ready. Components of an earlier
-// run that still run are kept.
-func (f *Factory) Up(ctx context.Context) error {
-	t0 := time.Now()
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
+// component is a process of the factory and how to start it.
+type component struct {
+	name string
+	run  func(context.Context) error
+}
+
+// components are the factory's processes in start order; Down stops them the other way round.
+func (f *Factory) components() []component {
+	return []component{
 		{"etcd", f.startEtcd},
 		{"kube-apiserver", f.startAPIServer},
 		{"kube-controller-manager", f.startControllerManager},
@@ -179,7 +180,13 @@ func (f *Factory) Up(ctx context.Context) error {
 		{"operator", f.startOperator},
 		{"verifier", f.startVerifier},
 	}
-	for _, s := range steps {
+}
+
+// Up starts every component that does not run yet, and waits until each is ready. Components of an earlier
+// run that still run are kept.
+func (f *Factory) Up(ctx context.Context) error {
+	t0 := time.Now()
+	for _, s := range f.components() {
 		if pid, ok := f.running(s.name); ok {
 			f.logf("  %-24s already running (pid %d)", s.name, pid)
 			continue
@@ -199,8 +206,9 @@ func (f *Factory) Up(ctx context.Context) error {
 // state folder.
 func (f *Factory) Down(wipe bool) error {
 	var firstErr error
-	for i := len(components) - 1; i >= 0; i-- {
-		if err := f.stop(components[i]); err != nil && firstErr == nil {
+	cs := f.components()
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := f.stop(cs[i].name); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -213,9 +221,9 @@ func (f *Factory) Down(wipe bool) error {
 // Running lists the components that run.
 func (f *Factory) Running() []string {
 	var out []string
-	for _, c := range components {
-		if _, ok := f.running(c); ok {
-			out = append(out, c)
+	for _, c := range f.components() {
+		if _, ok := f.running(c.name); ok {
+			out = append(out, c.name)
 		}
 	}
 	return out

@@ -18,9 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// The components, in start order. Stop goes the other way.
-var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue", "operator", "verifier"}
-
 // start runs a component in its own session, detached from the caller, with its output in logs/<name>.log and
 // its PID in pids/<name>.pid.
 func (f *Factory) start(name, bin string, args []string, env ...string) error {

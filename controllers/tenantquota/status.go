@@ -133,15 +133,10 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 		st.Budget.BudgetGPUHours = fmt.Sprintf("%d", tq.Spec.Budget.GPUHours)
 		st.Budget.RemainingGPUHours = Hours(verdict.RemainingSeconds)
 	}
-	ready := readyCondition(tq, obs)
+	ready := readyCondition(tq, obs, verdict != nil && verdict.Exhausted)
 	ready.ObservedGeneration = tq.Generation
 	budget := budgetCondition(tq, st.Budget, verdict)
 	budget.ObservedGeneration = tq.Generation
-	if budget.Status == metav1.ConditionTrue && ready.Reason == aifv1.ReasonClusterQueueInactive {
-		// The queue is stopped on purpose: the tenant is as declared, and BudgetExhausted says why it waits.
-		ready.Status, ready.Reason = metav1.ConditionTrue, aifv1.ReasonBudgetHold
-		ready.Message = fmt.Sprintf("ClusterQueue %s is held because the GPU-hour budget is spent; see BudgetExhausted", ClusterQueueName(tq.Name))
-	}
 	apimeta.SetStatusCondition(&st.Conditions, ready)
 	apimeta.SetStatusCondition(&st.Conditions, budget)
 	progress.Set(&st.Conditions, tq.Generation, stateOf(ready, budget), ready.Reason, ready.Message)
@@ -233,7 +228,9 @@ func LedgerFromStatus(l *aifv1.Ledger) LedgerState {
 	return st
 }
 
-func readyCondition(tq *aifv1.TenantQuota, obs *Observed) metav1.Condition {
+// readyCondition says whether the tenant's Kueue objects exist and are active. A queue stopped because the
+// budget is spent (held) is as declared: Ready, with BudgetExhausted saying why nothing is admitted.
+func readyCondition(tq *aifv1.TenantQuota, obs *Observed, held bool) metav1.Condition {
 	notReady := func(reason, msg string) metav1.Condition {
 		return metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
 	}
@@ -275,6 +272,10 @@ func readyCondition(tq *aifv1.TenantQuota, obs *Observed) metav1.Condition {
 		return notReady(aifv1.ReasonReconciling, "the ClusterQueue is being created")
 	}
 	active := apimeta.FindStatusCondition(cq.Status.Conditions, kueue.ClusterQueueActive)
+	if held && (active == nil || active.Status != metav1.ConditionTrue) {
+		return metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionTrue, Reason: aifv1.ReasonBudgetHold,
+			Message: fmt.Sprintf("ClusterQueue %s is held because the GPU-hour budget is spent; see BudgetExhausted", cq.Name)}
+	}
 	if active == nil || active.Status != metav1.ConditionTrue {
 		msg := "Kueue has not activated the ClusterQueue yet"
 		if active != nil {

@@ -50,36 +50,32 @@ func PendingMessage(wl *kueue.Workload) string {
 // CompleteJob marks an admitted Job as succeeded, as the Job controller would once its pods finished.
 // envtest runs no Job controller and no kubelet, so this is simulated; Kueue then finishes the workload.
 func CompleteJob(ctx context.Context, c client.Client, job *batchv1.Job) error {
-	if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
-		return err
-	}
-	if ptr.Deref(job.Spec.Suspend, false) {
-		return fmt.Errorf("job %s is still suspended", job.Name)
-	}
-	now := metav1.Now()
-	n := ptr.Deref(job.Spec.Completions, 1)
-	if job.Status.StartTime == nil {
-		job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
-	}
-	job.Status.CompletionTime = &now
-	job.Status.Succeeded = n
-	job.Status.Active, job.Status.Ready = 0, ptr.To[int32](0)
-	job.Status.Terminating = ptr.To[int32](0)
-	if n > 1 {
-		job.Status.CompletedIndexes = fmt.Sprintf("0-%d", n-1)
-	} else {
-		job.Status.CompletedIndexes = "0"
-	}
-	job.Status.Conditions = append(job.Status.Conditions,
-		batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
-		batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
-	)
-	return c.Status().Update(ctx, job)
+	return finishJob(ctx, c, job, func(st *batchv1.JobStatus, now metav1.Time) {
+		n := ptr.Deref(job.Spec.Completions, 1)
+		st.CompletionTime = &now
+		st.Succeeded = n
+		st.CompletedIndexes = "0"
+		if n > 1 {
+			st.CompletedIndexes = fmt.Sprintf("0-%d", n-1)
+		}
+		st.Conditions = append(st.Conditions, jobCondition(batchv1.JobSuccessCriteriaMet, "CompletionsReached", "", now),
+			jobCondition(batchv1.JobComplete, "CompletionsReached", "", now))
+	})
 }
 
 // FailJob marks an admitted Job as failed, as the Job controller would once a pod failed with the Job's
 // backoffLimit of 0. envtest runs no Job controller, so this is simulated; Kueue then finishes the workload.
 func FailJob(ctx context.Context, c client.Client, job *batchv1.Job, message string) error {
+	return finishJob(ctx, c, job, func(st *batchv1.JobStatus, now metav1.Time) {
+		st.Failed = 1
+		st.Conditions = append(st.Conditions, jobCondition(batchv1.JobFailureTarget, "BackoffLimitExceeded", message, now),
+			jobCondition(batchv1.JobFailed, "BackoffLimitExceeded", message, now))
+	})
+}
+
+// finishJob reads an admitted Job, ends its pods' counts and lets end write the outcome, as the Job controller
+// would.
+func finishJob(ctx context.Context, c client.Client, job *batchv1.Job, end func(*batchv1.JobStatus, metav1.Time)) error {
 	if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
 		return err
 	}
@@ -90,14 +86,13 @@ func FailJob(ctx context.Context, c client.Client, job *batchv1.Job, message str
 	if job.Status.StartTime == nil {
 		job.Status.StartTime = ptr.To(metav1.NewTime(now.Add(-time.Second)))
 	}
-	job.Status.Failed = 1
-	job.Status.Active, job.Status.Ready = 0, ptr.To[int32](0)
-	job.Status.Terminating = ptr.To[int32](0)
-	job.Status.Conditions = append(job.Status.Conditions,
-		batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: message, LastTransitionTime: now, LastProbeTime: now},
-		batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: message, LastTransitionTime: now, LastProbeTime: now},
-	)
+	job.Status.Active, job.Status.Ready, job.Status.Terminating = 0, ptr.To[int32](0), ptr.To[int32](0)
+	end(&job.Status, now)
 	return c.Status().Update(ctx, job)
+}
+
+func jobCondition(t batchv1.JobConditionType, reason, message string, now metav1.Time) batchv1.JobCondition {
+	return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now, LastProbeTime: now}
 }
 
 // SetJobReady sets how many of an admitted Job's pods are ready, as the Job controller would report once the

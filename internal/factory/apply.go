@@ -172,58 +172,53 @@ func (f *Factory) registerWebhooks(ctx context.Context, manifests, prefix string
 	if err != nil {
 		return err
 	}
-	url := func(cc *admissionv1.WebhookClientConfig) admissionv1.WebhookClientConfig {
-		path := ""
-		if cc.Service != nil && cc.Service.Path != nil {
-			path = *cc.Service.Path
-		}
-		return admissionv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, path)), CABundle: ca}
-	}
-	pathOf := func(cc admissionv1.WebhookClientConfig) string {
-		if cc.Service != nil && cc.Service.Path != nil {
-			return *cc.Service.Path
-		}
-		return ""
-	}
 	for _, doc := range bytes.Split(b, []byte("\n---")) {
 		var meta metav1.TypeMeta
 		if err := yaml.Unmarshal(doc, &meta); err != nil || meta.Kind == "" {
 			continue
 		}
+		var out client.Object
 		switch meta.Kind {
 		case "MutatingWebhookConfiguration":
 			in := &admissionv1.MutatingWebhookConfiguration{}
 			if err := yaml.UnmarshalStrict(doc, in); err != nil {
 				return err
 			}
-			out := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}}
-			for _, w := range in.Webhooks {
-				if keep(pathOf(w.ClientConfig)) {
-					w.ClientConfig = url(&w.ClientConfig)
-					out.Webhooks = append(out.Webhooks, w)
-				}
-			}
-			if err := f.createOrReplace(ctx, out); err != nil {
-				return err
-			}
+			out = &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name},
+				Webhooks: byURL(in.Webhooks, func(w *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, keep, port, ca)}
 		case "ValidatingWebhookConfiguration":
 			in := &admissionv1.ValidatingWebhookConfiguration{}
 			if err := yaml.UnmarshalStrict(doc, in); err != nil {
 				return err
 			}
-			out := &admissionv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}}
-			for _, w := range in.Webhooks {
-				if keep(pathOf(w.ClientConfig)) {
-					w.ClientConfig = url(&w.ClientConfig)
-					out.Webhooks = append(out.Webhooks, w)
-				}
-			}
-			if err := f.createOrReplace(ctx, out); err != nil {
-				return err
-			}
+			out = &admissionv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name},
+				Webhooks: byURL(in.Webhooks, func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, keep, port, ca)}
+		default:
+			continue
+		}
+		if err := f.createOrReplace(ctx, out); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// byURL keeps the webhooks whose Service path keep accepts, and points them at that path on 127.0.0.1:port,
+// trusting ca.
+func byURL[W any](hooks []W, config func(*W) *admissionv1.WebhookClientConfig, keep func(path string) bool, port int, ca []byte) []W {
+	var out []W
+	for i := range hooks {
+		cc := config(&hooks[i])
+		path := ""
+		if cc.Service != nil && cc.Service.Path != nil {
+			path = *cc.Service.Path
+		}
+		if keep(path) {
+			*cc = admissionv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, path)), CABundle: ca}
+			out = append(out, hooks[i])
+		}
+	}
+	return out
 }
 
 func (f *Factory) createOrReplace(ctx context.Context, o client.Object) error {

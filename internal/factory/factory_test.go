@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 )
 
 func TestKueueWebhooksAreReducedToTheEnabledIntegration(t *testing.T) {
@@ -91,5 +93,21 @@ func TestKueueConfigListensOnLoopbackOnly(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("missing %q in\n%s", want, cfg)
 		}
+	}
+}
+
+func TestByURLKeepsAndRewritesWebhooks(t *testing.T) {
+	path := func(p string) *string { return &p }
+	hooks := []admissionv1.ValidatingWebhook{
+		{Name: "job", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Name: "svc", Namespace: "system", Path: path("/validate-batch-v1-job")}}},
+		{Name: "pod", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Name: "svc", Namespace: "system", Path: path("/mutate--v1-pod")}}},
+	}
+	got := byURL(hooks, func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, kueueWebhookWanted, 9443, []byte("ca"))
+	if len(got) != 1 || got[0].Name != "job" {
+		t.Fatalf("kept %+v", got)
+	}
+	cc := got[0].ClientConfig
+	if cc.Service != nil || cc.URL == nil || *cc.URL != "https://127.0.0.1:9443/validate-batch-v1-job" || string(cc.CABundle) != "ca" {
+		t.Errorf("client config %+v", cc)
 	}
 }

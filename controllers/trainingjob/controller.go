@@ -83,7 +83,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 		r.announce(tj, &old)
-		observe(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
+		recordMetrics(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
 		return ctrl.Result{}, err

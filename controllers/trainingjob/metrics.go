@@ -39,13 +39,13 @@ func init() {
 	metrics.Registry.MustRegister(queueWait, gpuSeconds, energy, phases)
 }
 
-// observe records what changed between two statuses of a run: attempts admitted for the first time (their
+// recordMetrics records what changed between two statuses of a run: attempts admitted for the first time (their
 // wait) and attempts that ended (their GPU-seconds and energy). It is called once per status write, so each
 // change is counted once by the replica that wrote it.
 //
 // The wait of an attempt runs from its Job's creation (the run was handed to Kueue), or from the run's creation
 // when the Job is not known.
-func observe(tenant string, tj *aifv1.TrainingJob, job *batchv1.Job, old, now *aifv1.TrainingJobStatus, power func(class string) int32) {
+func recordMetrics(tenant string, tj *aifv1.TrainingJob, job *batchv1.Job, old, now *aifv1.TrainingJobStatus, power func(class string) int32) {
 	if tenant == "" || now.Usage == nil {
 		return
 	}

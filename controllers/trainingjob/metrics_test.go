@@ -22,10 +22,10 @@ func TestObserveCountsEachChangeOnce(t *testing.T) {
 	power := func(string) int32 { return 700 }
 
 	waits := testutil.CollectAndCount(queueWait)
-	observe("metrics-tenant", tj, nil, &queued, &admitted, power)
-	observe("metrics-tenant", tj, nil, &admitted, &admitted, power) // a later write with no change
-	observe("metrics-tenant", tj, nil, &admitted, &ended, power)
-	observe("metrics-tenant", tj, nil, &ended, &ended, power)
+	recordMetrics("metrics-tenant", tj, nil, &queued, &admitted, power)
+	recordMetrics("metrics-tenant", tj, nil, &admitted, &admitted, power) // a later write with no change
+	recordMetrics("metrics-tenant", tj, nil, &admitted, &ended, power)
+	recordMetrics("metrics-tenant", tj, nil, &ended, &ended, power)
 	if got := testutil.CollectAndCount(queueWait) - waits; got != 1 {
 		t.Errorf("want one new wait series, got %d", got)
 	}

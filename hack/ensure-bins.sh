@@ -55,7 +55,9 @@ ldflags_of() {
 # $KUEUE_METRICS_CERT_DIR instead; everything else is the released code at the pinned version.
 prepare_kueue() {
   local src=$1 kd
-  kd=$(cd "$TOOLS/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)
+  # The module is downloaded here if the cache lacks it: on a fresh machine nothing before this step has.
+  kd=$(cd "$ROOT" && go run ./hack/moddir -C "$TOOLS/kueue" sigs.k8s.io/kueue)
+  [ -d "$kd/cmd/kueue" ] || { log "no cmd/kueue in the Kueue module folder '$kd'"; exit 1; }
   rm -rf "$src" && mkdir -p "$src"
   cp "$TOOLS/kueue/go.mod" "$TOOLS/kueue/go.sum" "$src/"
   find "$kd/cmd/kueue" -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$src/" \;

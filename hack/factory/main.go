@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/aifactory-eu/aifactory-operator/controllers"
 	"github.com/aifactory-eu/aifactory-operator/internal/factory"
+	"github.com/aifactory-eu/aifactory-operator/internal/gomod"
 )
 
 func main() {
@@ -84,13 +84,14 @@ func (c *common) open() (*factory.Factory, error) {
 	})
 }
 
-// kueueDir is the Kueue module's folder, whose CRDs and webhook manifests up installs.
-func kueueDir() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue").Output()
+// kueueDir is the folder of the Kueue module that go.mod pins, whose CRDs and webhook manifests up installs.
+// It is downloaded if the module cache lacks it.
+func kueueDir(ctx context.Context) (string, error) {
+	d, err := gomod.Dir(ctx, ".", "sigs.k8s.io/kueue")
 	if err != nil {
 		return "", fmt.Errorf("locating the Kueue module (run from the repository): %w", err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	return d, nil
 }
 
 func up(ctx context.Context, args []string) error {
@@ -107,7 +108,7 @@ func up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.KueueDir, err = kueueDir(); err != nil {
+	if f.KueueDir, err = kueueDir(ctx); err != nil {
 		return err
 	}
 	t0 := time.Now()

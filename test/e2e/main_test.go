@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -60,14 +59,14 @@ func setup(m *testing.M) int {
 			return 1
 		}
 	}
-	kueueDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue").Output()
+	kueueDir, err := framework.KueueDir()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "locating the Kueue module:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	f, err = factory.New(factory.Options{
 		Dir: dir, BasePort: basePort, BinDir: binDir, Manager: filepath.Join(bins, "manager"), Self: filepath.Join(bins, "factory"),
-		KueueDir: strings.TrimSpace(string(kueueDir)), RepoDir: root, Out: os.Stderr,
+		KueueDir: kueueDir, RepoDir: root, Out: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/aifactory-eu/aifactory-operator/controllers"
+	"github.com/aifactory-eu/aifactory-operator/internal/gomod"
 )
 
 // Named waits for the tests' Eventually and Consistently calls.
@@ -50,15 +49,23 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// KueueDir is the folder of the Kueue module that go.mod pins, downloaded into the module cache if it is not
+// there yet.
+func KueueDir() (string, error) {
+	d, err := gomod.Dir(context.Background(), RepoRoot(), "sigs.k8s.io/kueue")
+	if err != nil {
+		return "", fmt.Errorf("locating the Kueue module: %w", err)
+	}
+	return d, nil
+}
+
 // KueueCRDDir is the folder of Kueue's CRDs in the Go module cache, at the version go.mod pins.
 func KueueCRDDir() (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kueue")
-	cmd.Dir = RepoRoot()
-	out, err := cmd.Output()
+	d, err := KueueDir()
 	if err != nil {
-		return "", fmt.Errorf("locating the kueue module (go list): %w", err)
+		return "", err
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "config", "components", "crd", "bases"), nil
+	return filepath.Join(d, "config", "components", "crd", "bases"), nil
 }
 
 // Option changes how the test API server is set up.

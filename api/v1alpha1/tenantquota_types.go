@@ -115,6 +115,67 @@ type TenantQuotaSpec struct {
 	// +kubebuilder:validation:MaxItems=4
 	// +kubebuilder:default={public,internal}
 	DataClassifications []DataClassification `json:"dataClassifications,omitempty"`
+
+	// podPolicy grants this tenant's runs exceptions to the operator's pod policy, on top of those the operator
+	// configuration grants every tenant. Only the platform team writes TenantQuotas, so only it grants them.
+	// +optional
+	PodPolicy *TenantPodPolicy `json:"podPolicy,omitempty"`
+}
+
+// PodSecurityLevel is a Pod Security Standards level.
+// +kubebuilder:validation:Enum=restricted;baseline;privileged
+type PodSecurityLevel string
+
+const (
+	// PodSecurityRestricted is the hardened profile, the default for tenant namespaces.
+	PodSecurityRestricted PodSecurityLevel = "restricted"
+	// PodSecurityBaseline forbids known privilege escalations but allows, for example, running as root.
+	PodSecurityBaseline PodSecurityLevel = "baseline"
+	// PodSecurityPrivileged puts no Pod Security restriction on the namespace; the operator's own pod policy still
+	// applies to TrainingJobs, but plain pods in the namespace are then checked by nothing but their RBAC.
+	PodSecurityPrivileged PodSecurityLevel = "privileged"
+)
+
+// BaselineCapabilities are the capabilities that Pod Security "baseline" lets a container add; "restricted" lets
+// it add NET_BIND_SERVICE only. The TenantPodPolicy schema rule repeats this list.
+var BaselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+// TenantPodPolicy is what a tenant's TrainingJob templates may ask for beyond the operator's pod policy.
+// +kubebuilder:validation:XValidation:rule="!has(self.allowedCapabilities) || (has(self.podSecurityLevel) && self.podSecurityLevel == 'privileged') || self.allowedCapabilities.all(c, c == 'NET_BIND_SERVICE' || (has(self.podSecurityLevel) && self.podSecurityLevel == 'baseline' && c in ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']))",message="a capability beyond the Pod Security level's own set needs a podSecurityLevel that allows it: IPC_LOCK, for example, only passes Pod Security at privileged",fieldPath=".allowedCapabilities"
+type TenantPodPolicy struct {
+	// podSecurityLevel is the Pod Security level that the tenant's namespaces enforce (their
+	// pod-security.kubernetes.io/enforce label) and that the pods of its TrainingJobs must pass. Default: the
+	// operator configuration's level, restricted unless configured otherwise.
+	// +optional
+	PodSecurityLevel PodSecurityLevel `json:"podSecurityLevel,omitempty"`
+
+	// allowedCapabilities are Linux capabilities (without CAP_) that the tenant's containers may add, such as
+	// IPC_LOCK for RDMA over InfiniBand.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=32
+	// +kubebuilder:validation:items:Pattern=`^[A-Z][A-Z_]*$`
+	AllowedCapabilities []string `json:"allowedCapabilities,omitempty"`
+
+	// serviceAccounts are service accounts of the tenant's namespaces that its TrainingJobs may run as, besides
+	// "default".
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+
+	// storageClasses are the storage classes that generic ephemeral volumes of the tenant's TrainingJobs may use
+	// (node-local scratch space, for example).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	StorageClasses []string `json:"storageClasses,omitempty"`
 }
 
 // GPUQuota is a tenant's quota of one GPU class.

@@ -77,6 +77,9 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonSuspended means spec.suspend is true.
 	ReasonSuspended = "Suspended"
+	// ReasonChildRefused means the API server refused an object the operator writes for the run (its Service or
+	// Job); the message is the API server's. The write is retried with backoff, and at once when the spec changes.
+	ReasonChildRefused = "ChildRefused"
 )
 
 // TrainingJobSpec is a multi-node GPU training run.
@@ -130,7 +133,9 @@ type TrainingJobSpec struct {
 
 	// template is the worker pod. The operator adds the GPU request and limit, the GPU class's node selector and
 	// tolerations, the dataset and checkpoint volumes, the torchrun environment, and restricted security
-	// settings where the template leaves them unset.
+	// settings where the template leaves them unset. The template must keep to the tenant's pod policy (see
+	// docs/isolation.md): no host namespaces, privilege, root, host folders or claims, node names, pod priority
+	// classes, foreign tolerations or service accounts, and GPUs only through gpusPerNode.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="size(self.spec.containers) >= 1",message="needs at least one container",fieldPath=".spec.containers"
 	Template corev1.PodTemplateSpec `json:"template"`
@@ -163,11 +168,11 @@ type TrainingJobSpec struct {
 
 // DatasetRef mounts a DatasetMount of the same namespace.
 type DatasetRef struct {
-	// name of the DatasetMount.
+	// name of the DatasetMount: a DNS label, since it also names the workers' volume.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
 	// mountPath is the absolute folder in the worker containers where the dataset appears.
@@ -182,11 +187,12 @@ type DatasetRef struct {
 
 // CheckpointRef mounts a ReadWrite DatasetMount for checkpoints.
 type CheckpointRef struct {
-	// datasetMount is the name of a ReadWrite DatasetMount in this namespace.
+	// datasetMount is the name of a ReadWrite DatasetMount in this namespace: a DNS label, since it also names
+	// the workers' volume.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	DatasetMount string `json:"datasetMount"`
 
 	// mountPath is the absolute folder in the worker containers; it is also CHECKPOINT_DIR.
@@ -385,6 +391,7 @@ type DatasetRecord struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tj,categories=aifactory
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",message="metadata.name must be a DNS label of at most 63 characters that starts with a letter: it names the run's headless Service and its workers' host names"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Admitted', 'Running', 'Restarting']) || self.spec.nodes == oldSelf.spec.nodes",message="cannot change while the run is admitted or running; suspend it first",fieldPath=".spec.nodes"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Admitted', 'Running', 'Restarting']) || self.spec.gpusPerNode == oldSelf.spec.gpusPerNode",message="cannot change while the run is admitted or running; suspend it first",fieldPath=".spec.gpusPerNode"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Admitted', 'Running', 'Restarting']) || (has(self.spec.gpuClass) == has(oldSelf.spec.gpuClass) && (!has(self.spec.gpuClass) || self.spec.gpuClass == oldSelf.spec.gpuClass))",message="cannot change while the run is admitted or running; suspend it first",fieldPath=".spec.gpuClass"

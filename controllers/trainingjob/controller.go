@@ -86,9 +86,34 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		recordMetrics(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
+		if refused(err) && obs.Job == nil {
+			r.showRefusal(ctx, tj, err)
+		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: act.RequeueAfter}, nil
+}
+
+// refused reports whether the API server turned a write down for good (the object or the request is wrong, or
+// a policy forbids it), as opposed to a conflict or an outage that a retry mends.
+func refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// showRefusal writes the refusal into the run's status, so that kubectl shows why the run does not start, and
+// records it as an event. The caller returns the write's error, so the write is retried with backoff.
+func (r *Reconciler) showRefusal(ctx context.Context, tj *aifv1.TrainingJob, err error) {
+	st := Refused(tj, err)
+	if equality.Semantic.DeepEqual(tj.Status, st) {
+		return
+	}
+	old := tj.Status
+	tj.Status = st
+	if werr := r.Client.Status().Update(ctx, tj); werr != nil {
+		ctrl.LoggerFrom(ctx).Error(werr, "writing the refusal into the status", "refusal", err.Error())
+		return
+	}
+	r.announce(tj, &old)
 }
 
 // observe reads the run's surroundings, its acceptance, and its current attempt's Job, workload and pods.
@@ -268,7 +293,7 @@ func (r *Reconciler) announce(tj *aifv1.TrainingJob, old *aifv1.TrainingJobStatu
 	}
 	kind := corev1.EventTypeNormal
 	switch {
-	case st.Phase == aifv1.PhaseFailed, st.Phase == aifv1.PhaseRestarting,
+	case st.Phase == aifv1.PhaseFailed, st.Phase == aifv1.PhaseRestarting, st.Reason == aifv1.ReasonChildRefused,
 		st.Reason == aifv1.ReasonPreempted, st.Reason == aifv1.ReasonEvicted:
 		kind = corev1.EventTypeWarning
 	}
@@ -389,6 +414,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("setting up the trainingjob controller: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &aifv1.TrainingJob{}).WithValidator(&Validator{Reader: c, Config: r.Config}).Complete(); err != nil {
+		return fmt.Errorf("setting up the trainingjob webhook: %w", err)
 	}
 	return nil
 }

@@ -213,7 +213,8 @@ func withName(e corev1.EnvVar, name string) corev1.EnvVar {
 	return e
 }
 
-// restrictPod fills in the Pod Security "restricted" settings that the template leaves unset.
+// restrictPod fills in the Pod Security "restricted" settings that the template leaves unset; what the template
+// sets has passed the pod policy at admission (ValidateTrainingJob).
 func restrictPod(s *corev1.PodSpec) {
 	if s.SecurityContext == nil {
 		s.SecurityContext = &corev1.PodSecurityContext{}
@@ -224,6 +225,10 @@ func restrictPod(s *corev1.PodSpec) {
 	}
 	if sc.SeccompProfile == nil {
 		sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	// The service account's token is mounted only where the template asks for it.
+	if s.AutomountServiceAccountToken == nil {
+		s.AutomountServiceAccountToken = ptr.To(false)
 	}
 }
 
@@ -237,6 +242,9 @@ func restrictContainer(c *corev1.Container) {
 		sc.AllowPrivilegeEscalation = ptr.To(false)
 	}
 	if sc.Capabilities == nil {
-		sc.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+		sc.Capabilities = &corev1.Capabilities{}
+	}
+	if len(sc.Capabilities.Drop) == 0 {
+		sc.Capabilities.Drop = []corev1.Capability{"ALL"}
 	}
 }

@@ -125,8 +125,34 @@ func start(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act
 		newAttempt(st)
 	}
 	act.CreateJob = true
+	if tj.Status.Reason == aifv1.ReasonChildRefused && tj.Status.ObservedGeneration == tj.Generation {
+		// The same spec was refused before: the write is tried again, and the refusal stands until it succeeds.
+		return refusedBy(tj, st, tj.Status.Message)
+	}
 	return waiting(st, "handing the run to Kueue")
 }
+
+// Refused is the status of a run whose Service or Job the API server refused with err: Pending and Stalled, with
+// the API server's message, until a write for the same spec succeeds or the spec changes.
+func Refused(tj *aifv1.TrainingJob, err error) aifv1.TrainingJobStatus {
+	st := *tj.Status.DeepCopy()
+	msg := "the API server refused a write for this run: " + err.Error()
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + "..."
+	}
+	o := refusedBy(tj, &st, msg)
+	st.Phase, st.Reason, st.Message = o.phase, o.reason, o.message
+	conditions(tj, &st, o)
+	return st
+}
+
+func refusedBy(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, msg string) outcome {
+	setCondition(st, tj, aifv1.ConditionAccepted, false, aifv1.ReasonChildRefused, msg)
+	return outcome{aifv1.PhasePending, aifv1.ReasonChildRefused, msg}
+}
+
+// maxMessage bounds the API server messages that a status repeats.
+const maxMessage = 2048
 
 // follow mirrors the current attempt's Job and workload, and decides restarts, deadlines and suspension.
 func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
@@ -464,6 +490,9 @@ func conditions(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, o outcome) {
 	case aifv1.PhaseSucceeded, aifv1.PhaseSuspended:
 		state = progress.Done
 	case aifv1.PhaseFailed:
+		state = progress.Stuck
+	}
+	if o.reason == aifv1.ReasonChildRefused {
 		state = progress.Stuck
 	}
 	progress.Set(&st.Conditions, tj.Generation, state, o.reason, o.message)

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
 
 // DefaultDiscoveryPowerWatts is the power assumed per discovered GPU when none is configured.
@@ -47,6 +50,9 @@ func SetDefaults(c *Configuration) {
 	}
 	if c.DefaultQueueName == "" {
 		c.DefaultQueueName = DefaultQueueName
+	}
+	if c.PodPolicy.PodSecurityLevel == "" {
+		c.PodPolicy.PodSecurityLevel = string(aifv1.PodSecurityRestricted)
 	}
 	if c.Discovery.DefaultPowerWatts == 0 {
 		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
@@ -109,6 +115,39 @@ func Validate(c *Configuration) field.ErrorList {
 	}
 	if c.Discovery.DefaultPowerWatts < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("discovery", "defaultPowerWatts"), c.Discovery.DefaultPowerWatts, "must not be negative"))
+	}
+	return append(errs, validatePodPolicy(field.NewPath("podPolicy"), &c.PodPolicy)...)
+}
+
+// validatePodPolicy checks the level, and that every allowed capability passes Pod Security at that level, so
+// that what the operator lets a TrainingJob add is never refused by the namespace afterwards.
+func validatePodPolicy(p *field.Path, pp *PodPolicy) field.ErrorList {
+	var errs field.ErrorList
+	level := aifv1.PodSecurityLevel(pp.PodSecurityLevel)
+	switch level {
+	case aifv1.PodSecurityRestricted, aifv1.PodSecurityBaseline, aifv1.PodSecurityPrivileged:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("podSecurityLevel"), pp.PodSecurityLevel, []string{"restricted", "baseline", "privileged"}))
+	}
+	for i, c := range pp.AllowedCapabilities {
+		switch {
+		case c == "" || strings.HasPrefix(c, "CAP_") || strings.ToUpper(c) != c:
+			errs = append(errs, field.Invalid(p.Child("allowedCapabilities").Index(i), c, "must be a capability name in capitals without CAP_, such as IPC_LOCK"))
+		case level == aifv1.PodSecurityRestricted && c != "NET_BIND_SERVICE",
+			level == aifv1.PodSecurityBaseline && !slices.Contains(aifv1.BaselineCapabilities, c):
+			errs = append(errs, field.Forbidden(p.Child("allowedCapabilities").Index(i),
+				fmt.Sprintf("%s does not pass Pod Security %s; set podSecurityLevel to one that allows it", c, level)))
+		}
+	}
+	for i, n := range pp.ServiceAccounts {
+		for _, msg := range validation.IsDNS1123Subdomain(n) {
+			errs = append(errs, field.Invalid(p.Child("serviceAccounts").Index(i), n, msg))
+		}
+	}
+	for i, n := range pp.StorageClasses {
+		for _, msg := range validation.IsDNS1123Subdomain(n) {
+			errs = append(errs, field.Invalid(p.Child("storageClasses").Index(i), n, msg))
+		}
 	}
 	return errs
 }

@@ -49,6 +49,31 @@ type Configuration struct {
 	// verification configures the Jobs that compute dataset manifest digests.
 	// +optional
 	Verification Verification `json:"verification,omitempty"`
+
+	// podPolicy is what the pods of every tenant's TrainingJobs may ask for beyond the operator's floor; a
+	// TenantQuota's spec.podPolicy adds to it for one tenant.
+	// +optional
+	PodPolicy PodPolicy `json:"podPolicy,omitempty"`
+}
+
+// PodPolicy is the part of the TrainingJob pod policy that the platform team sets for every tenant.
+type PodPolicy struct {
+	// podSecurityLevel is the Pod Security level (restricted, baseline or privileged) that tenant namespaces
+	// enforce and that TrainingJob pods must pass, unless a TenantQuota sets its own. Default restricted.
+	// +optional
+	PodSecurityLevel string `json:"podSecurityLevel,omitempty"`
+
+	// allowedCapabilities are Linux capabilities (without CAP_) that containers of every tenant may add.
+	// +optional
+	AllowedCapabilities []string `json:"allowedCapabilities,omitempty"`
+
+	// serviceAccounts are service accounts that TrainingJobs of every tenant may run as, besides "default".
+	// +optional
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+
+	// storageClasses are the storage classes that generic ephemeral volumes of every tenant may use.
+	// +optional
+	StorageClasses []string `json:"storageClasses,omitempty"`
 }
 
 // Filesystem is a parallel filesystem of the factory. Exactly one of csi and hostPath is set.

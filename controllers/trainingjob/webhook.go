@@ -1,0 +1,59 @@
+package trainingjob
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+)
+
+// +kubebuilder:webhook:path=/validate-aifactory-eu-v1alpha1-trainingjob,mutating=false,failurePolicy=fail,sideEffects=None,groups=aifactory.eu,resources=trainingjobs,verbs=create;update,versions=v1alpha1,name=vtrainingjob.aifactory.eu,admissionReviewVersions=v1
+
+// Validator is the TrainingJob admission webhook: it holds every run to its tenant's pod policy.
+type Validator struct {
+	Reader client.Reader
+	Config *configv1.Configuration
+}
+
+var _ cradmission.Validator[*aifv1.TrainingJob] = &Validator{}
+
+// ValidateCreate checks a new TrainingJob.
+func (v *Validator) ValidateCreate(ctx context.Context, tj *aifv1.TrainingJob) (cradmission.Warnings, error) {
+	return nil, v.validate(ctx, tj)
+}
+
+// ValidateUpdate checks a TrainingJob whose spec changed. Updates that leave the spec alone (labels, finalizers,
+// deletion) always pass, so that a run admitted under an older policy can still be followed and removed.
+func (v *Validator) ValidateUpdate(ctx context.Context, old, tj *aifv1.TrainingJob) (cradmission.Warnings, error) {
+	if tj.DeletionTimestamp != nil || equality.Semantic.DeepEqual(old.Spec, tj.Spec) {
+		return nil, nil
+	}
+	return nil, v.validate(ctx, tj)
+}
+
+// ValidateDelete allows every deletion.
+func (v *Validator) ValidateDelete(context.Context, *aifv1.TrainingJob) (cradmission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *Validator) validate(ctx context.Context, tj *aifv1.TrainingJob) error {
+	tenant, err := datasetmount.TenantOf(ctx, v.Reader, tj.Namespace)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	classes, err := gpuclass.Known(ctx, v.Reader)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	if errs := ValidateTrainingJob(tj, tenant, v.Config, classes); len(errs) > 0 {
+		return apierrors.NewInvalid(aifv1.GroupVersion.WithKind("TrainingJob").GroupKind(), tj.Name, errs)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ package tenantquota
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
 // Workload annotations and finalizers of the ledger.
@@ -51,7 +53,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=localqueues,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=resourceflavors,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one tenant's Kueue objects, ledger and status up to date.
@@ -120,7 +122,7 @@ func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
 
 // observe reads the tenant's world from the cache.
 func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
-	obs := &Observed{Existing: map[string]bool{}, LocalQueues: map[string]*kueue.LocalQueue{}}
+	obs := &Observed{Existing: map[string]bool{}, NamespaceLabels: map[string]map[string]string{}, LocalQueues: map[string]*kueue.LocalQueue{}}
 	var err error
 	if obs.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
 		return nil, err
@@ -138,6 +140,9 @@ func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Obser
 			return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
 		}
 		obs.Existing[ns] = err == nil && meta.DeletionTimestamp == nil
+		if obs.Existing[ns] {
+			obs.NamespaceLabels[ns] = meta.Labels
+		}
 	}
 	cq := &kueue.ClusterQueue{}
 	switch err := r.Client.Get(ctx, types.NamespacedName{Name: ClusterQueueName(tq.Name)}, cq); {
@@ -197,6 +202,9 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 		if !obs.Existing[ns] {
 			continue
 		}
+		if err := r.labelNamespace(ctx, ns, obs.NamespaceLabels[ns], podpolicy.NamespaceLabels(tq.Name, podpolicy.For(r.Config, tq).Level)); err != nil {
+			return err
+		}
 		lq := obs.LocalQueues[ns]
 		if lq == nil {
 			lq = &kueue.LocalQueue{}
@@ -214,6 +222,31 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 			return fmt.Errorf("deleting local queue in %s: %w", ns, err)
 		}
 		delete(obs.LocalQueues, ns)
+	}
+	return nil
+}
+
+// labelNamespace gives a tenant namespace the labels it lacks or has wrong: the tenant's name, which Kueue's
+// managedJobsNamespaceSelector matches, and Pod Security admission at the tenant's level. Other labels stay.
+func (r *Reconciler) labelNamespace(ctx context.Context, ns string, have, want map[string]string) error {
+	patch := map[string]string{}
+	for k, v := range want {
+		if have[k] != v {
+			patch[k] = v
+		}
+	}
+	if len(patch) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
+	if err != nil {
+		return err
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	meta.SetName(ns)
+	if err := r.Client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("labelling namespace %s: %w", ns, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
 // Cache indexes.
@@ -59,7 +60,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&kueue.LocalQueue{}).
 		Watches(&kueue.Workload{}, handler.EnqueueRequestsFromMapFunc(workloadTenant(c))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetName() })),
-			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{UpdateFunc: namespaceLifecycleChanged})).
+			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+				return namespaceLifecycleChanged(e) || tenantLabelsChanged(e)
+			}})).
 		Watches(&kueue.ResourceFlavor{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, GPUClassIndex, func(o client.Object) string { return o.GetName() }))).
 		Complete(r)
 	if err != nil {
@@ -101,7 +104,18 @@ func tenantsBy(c client.Client, index string, key func(client.Object) string) ha
 	}
 }
 
-// namespaceLifecycleChanged passes namespace updates that start their deletion; label changes do not matter.
+// tenantLabelsChanged passes namespace updates that change a label the operator sets on tenant namespaces, so
+// that a label someone removed or changed is set again.
+func tenantLabelsChanged(e event.UpdateEvent) bool {
+	for k := range podpolicy.NamespaceLabels("", "") {
+		if e.ObjectOld.GetLabels()[k] != e.ObjectNew.GetLabels()[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// namespaceLifecycleChanged passes namespace updates that start their deletion.
 func namespaceLifecycleChanged(e event.UpdateEvent) bool {
 	return (e.ObjectOld.GetDeletionTimestamp() == nil) != (e.ObjectNew.GetDeletionTimestamp() == nil)
 }

@@ -22,6 +22,8 @@ import (
 type Observed struct {
 	// Existing is the set of the tenant's namespaces that exist.
 	Existing map[string]bool
+	// NamespaceLabels are the labels of the tenant's existing namespaces.
+	NamespaceLabels map[string]map[string]string
 	// Conflicts maps a namespace of the tenant to the older TenantQuota that already has it.
 	Conflicts map[string]string
 	// Classes are the known GPU classes by name.
@@ -325,6 +327,55 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // UsageOf reads what the ledger needs from a Kueue workload. GPUs are the workload's requests of GPU resources
 // (requests, or limits where only limits are set) times the pod counts.
+// admissionGPUs are the GPUs of Kueue's admission of a workload: what its quota was charged, whatever container
+// asked for them.
+func admissionGPUs(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) int64 {
+	if wl.Status.Admission == nil {
+		return 0
+	}
+	var n int64
+	for _, psa := range wl.Status.Admission.PodSetAssignments {
+		for r, q := range psa.ResourceUsage {
+			if isGPU(r) {
+				n += q.Value()
+			}
+		}
+	}
+	return n
+}
+
+// podGPUs are the GPUs one pod takes, as Kueue and the scheduler count them: its containers and sidecars
+// together, or its largest init container if that is more.
+func podGPUs(s *corev1.PodSpec, isGPU func(corev1.ResourceName) bool) int64 {
+	of := func(c *corev1.Container) int64 {
+		var n int64
+		for r, q := range c.Resources.Requests {
+			if isGPU(r) {
+				n += q.Value()
+			}
+		}
+		for r, q := range c.Resources.Limits {
+			if _, hasRequest := c.Resources.Requests[r]; !hasRequest && isGPU(r) {
+				n += q.Value()
+			}
+		}
+		return n
+	}
+	var containers, sidecars, init int64
+	for i := range s.Containers {
+		containers += of(&s.Containers[i])
+	}
+	for i := range s.InitContainers {
+		c := &s.InitContainers[i]
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars += of(c) // a sidecar keeps running beside what starts after it
+		} else {
+			init = max(init, sidecars+of(c))
+		}
+	}
+	return max(containers+sidecars, init)
+}
+
 func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadUsage {
 	u := WorkloadUsage{
 		UID:         wl.UID,
@@ -332,18 +383,12 @@ func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadU
 		PastSeconds: int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0)),
 		Deleting:    wl.DeletionTimestamp != nil,
 	}
-	for _, ps := range wl.Spec.PodSets {
-		for _, c := range ps.Template.Spec.Containers {
-			for r, q := range c.Resources.Requests {
-				if isGPU(r) {
-					u.GPUs += q.Value() * int64(ps.Count)
-				}
-			}
-			for r, q := range c.Resources.Limits {
-				if _, hasRequest := c.Resources.Requests[r]; !hasRequest && isGPU(r) {
-					u.GPUs += q.Value() * int64(ps.Count)
-				}
-			}
+	u.GPUs = admissionGPUs(wl, isGPU)
+	if wl.Status.Admission == nil {
+		// Not admitted now (queued, or evicted after an earlier admission): what its pods would take.
+		u.GPUs = 0
+		for _, ps := range wl.Spec.PodSets {
+			u.GPUs += podGPUs(&ps.Template.Spec, isGPU) * int64(ps.Count)
 		}
 	}
 	if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadAdmitted); c != nil && c.Status == metav1.ConditionTrue {

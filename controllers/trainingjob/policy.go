@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -16,6 +15,7 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
 // DefaultServiceAccount is the service account every TrainingJob may run as.
@@ -23,64 +23,6 @@ const DefaultServiceAccount = "default"
 
 // datasetVolumePrefix starts the names of the volumes the operator adds for spec.datasets and spec.checkpoint.
 const datasetVolumePrefix = "dataset-"
-
-// Policy is the pod policy in force for one tenant's TrainingJobs: the operator configuration's, with the
-// tenant's own exceptions added.
-type Policy struct {
-	// Level is the Pod Security level that the tenant's namespaces enforce and its runs' pods must pass.
-	Level aifv1.PodSecurityLevel
-	// Capabilities are the capabilities a container may add beyond those of the level.
-	Capabilities []string
-	// ServiceAccounts are the service accounts a run may use besides "default".
-	ServiceAccounts []string
-	// StorageClasses are the storage classes of generic ephemeral volumes.
-	StorageClasses []string
-}
-
-// PolicyFor is the pod policy of a tenant: the configuration's, plus the TenantQuota's exceptions. The tenant's
-// level replaces the configuration's. tenant may be nil (a namespace of no tenant).
-func PolicyFor(cfg *configv1.Configuration, tenant *aifv1.TenantQuota) Policy {
-	pp := cfg.PodPolicy
-	p := Policy{
-		Level:           aifv1.PodSecurityLevel(pp.PodSecurityLevel),
-		Capabilities:    slices.Clone(pp.AllowedCapabilities),
-		ServiceAccounts: slices.Clone(pp.ServiceAccounts),
-		StorageClasses:  slices.Clone(pp.StorageClasses),
-	}
-	if p.Level == "" {
-		p.Level = aifv1.PodSecurityRestricted
-	}
-	if tenant != nil && tenant.Spec.PodPolicy != nil {
-		tp := tenant.Spec.PodPolicy
-		if tp.PodSecurityLevel != "" {
-			p.Level = tp.PodSecurityLevel
-		}
-		p.Capabilities = append(p.Capabilities, tp.AllowedCapabilities...)
-		p.ServiceAccounts = append(p.ServiceAccounts, tp.ServiceAccounts...)
-		p.StorageClasses = append(p.StorageClasses, tp.StorageClasses...)
-	}
-	return p
-}
-
-// mayAdd reports whether a container may add capability c under the policy.
-func (p Policy) mayAdd(c string) bool {
-	c = strings.TrimPrefix(c, "CAP_")
-	if slices.Contains(p.Capabilities, c) || c == "NET_BIND_SERVICE" {
-		return true
-	}
-	return p.Level != aifv1.PodSecurityRestricted && slices.Contains(aifv1.BaselineCapabilities, c)
-}
-
-func (p Policy) addable() string {
-	var out []string
-	for _, c := range append(slices.Clone(aifv1.BaselineCapabilities), p.Capabilities...) {
-		if p.mayAdd(c) && !slices.Contains(out, c) {
-			out = append(out, c)
-		}
-	}
-	sort.Strings(out)
-	return strings.Join(out, ", ")
-}
 
 // IsGPUResource reports whether a resource name is a GPU or a slice of one: the resource of a known class, the
 // NVIDIA device plugin's GPUs (shared ones too) and MIG slices, or AMD's and Intel's GPUs.
@@ -104,7 +46,7 @@ func IsGPUResource(name corev1.ResourceName, classes map[string]gpuclass.Class) 
 // field and the rule. classes are the known GPU classes by name; tenant is nil for a namespace of no tenant,
 // which then gets the configuration's policy.
 func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *configv1.Configuration, classes map[string]gpuclass.Class) field.ErrorList {
-	pol := PolicyFor(cfg, tenant)
+	pol := podpolicy.For(cfg, tenant)
 	v := &validator{tj: tj, pol: pol, classes: classes, tenant: tenant}
 	ps := field.NewPath("spec", "template", "spec")
 	s := &tj.Spec.Template.Spec
@@ -126,7 +68,7 @@ func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *
 
 type validator struct {
 	tj      *aifv1.TrainingJob
-	pol     Policy
+	pol     podpolicy.Policy
 	classes map[string]gpuclass.Class
 	tenant  *aifv1.TenantQuota
 	errs    field.ErrorList
@@ -392,8 +334,8 @@ func (v *validator) container(p *field.Path, c *corev1.Container) {
 		}
 		if caps := sc.Capabilities; caps != nil {
 			for i, add := range caps.Add {
-				if !v.pol.mayAdd(string(add)) {
-					v.forbid(sp.Child("capabilities", "add").Index(i), "capability %s is not allowed for this tenant (allowed: %s)", add, v.pol.addable())
+				if !v.pol.MayAdd(string(add)) {
+					v.forbid(sp.Child("capabilities", "add").Index(i), "capability %s is not allowed for this tenant (allowed: %s)", add, v.pol.Addable())
 				}
 			}
 			if v.restricted() && len(caps.Drop) > 0 && !slices.Contains(caps.Drop, "ALL") {

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
 
 // fieldOwner is the field manager of what the factory applies.
@@ -154,10 +155,24 @@ func (f *Factory) bindOperator(ctx context.Context) error {
 	return nil
 }
 
-// kueueWebhookWanted keeps Kueue's webhooks for its own kinds and for batch/Job, the one integration the
-// factory enables. The others would send every Deployment or Pod to a path Kueue does not serve.
+// kueueWebhookWanted keeps Kueue's webhooks for its own kinds and for batch/Job and Pod, the integrations the
+// factory enables. The others would send every Deployment or StatefulSet to a path Kueue does not serve.
 func kueueWebhookWanted(path string) bool {
-	return strings.Contains(path, "-kueue-x-k8s-io-") || strings.HasSuffix(path, "-batch-v1-job")
+	return strings.Contains(path, "-kueue-x-k8s-io-") || strings.HasSuffix(path, "-batch-v1-job") || strings.HasSuffix(path, "--v1-pod")
+}
+
+// TenantNamespaces selects the namespaces the operator labels as a tenant's. Kueue's Pod webhooks are limited to
+// them, as Kueue's own installation limits them away from system namespaces: a Pod elsewhere never waits for
+// Kueue's webhook.
+var TenantNamespaces = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: aifv1.TenantLabel, Operator: metav1.LabelSelectorOpExists}}}
+
+// podWebhooksInTenantNamespaces gives Kueue's Pod webhooks the tenant namespace selector.
+func podWebhooksInTenantNamespaces[W any](hooks []W, config func(*W) *admissionv1.WebhookClientConfig, selector func(*W) **metav1.LabelSelector) {
+	for i := range hooks {
+		if cc := config(&hooks[i]); cc.URL != nil && strings.HasSuffix(*cc.URL, "--v1-pod") {
+			*selector(&hooks[i]) = TenantNamespaces.DeepCopy()
+		}
+	}
 }
 
 // registerWebhooks reads webhook configurations written for an in-cluster Service and registers them by URL on
@@ -184,15 +199,19 @@ func (f *Factory) registerWebhooks(ctx context.Context, manifests, prefix string
 			if err := yaml.UnmarshalStrict(doc, in); err != nil {
 				return err
 			}
-			out = &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name},
-				Webhooks: byURL(in.Webhooks, func(w *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, keep, port, ca)}
+			cc := func(w *admissionv1.MutatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }
+			hooks := byURL(in.Webhooks, cc, keep, port, ca)
+			podWebhooksInTenantNamespaces(hooks, cc, func(w *admissionv1.MutatingWebhook) **metav1.LabelSelector { return &w.NamespaceSelector })
+			out = &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}, Webhooks: hooks}
 		case "ValidatingWebhookConfiguration":
 			in := &admissionv1.ValidatingWebhookConfiguration{}
 			if err := yaml.UnmarshalStrict(doc, in); err != nil {
 				return err
 			}
-			out = &admissionv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name},
-				Webhooks: byURL(in.Webhooks, func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, keep, port, ca)}
+			cc := func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }
+			hooks := byURL(in.Webhooks, cc, keep, port, ca)
+			podWebhooksInTenantNamespaces(hooks, cc, func(w *admissionv1.ValidatingWebhook) **metav1.LabelSelector { return &w.NamespaceSelector })
+			out = &admissionv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: prefix + in.Name}, Webhooks: hooks}
 		default:
 			continue
 		}

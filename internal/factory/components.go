@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
 
 //go:embed stages.yaml
@@ -182,8 +183,10 @@ func (f *Factory) startOperator(ctx context.Context) error {
 }
 
 // KueueConfig is the Kueue manager's configuration outside a cluster: health and webhook on 127.0.0.1, no
-// metrics, no leader election, no internal certificate management (its certificates are given in certDir), and
-// the batch/Job integration only, for Jobs that name a queue.
+// metrics, no leader election, no internal certificate management (its certificates are given in certDir). The
+// rest is what the operator needs of every Kueue installation (docs/isolation.md): the batch/Job and Pod
+// integrations, and every Job and Pod in a tenant namespace (one labelled aifactory.eu/tenant by the operator)
+// managed by Kueue whether it names a queue or not, so nothing there reaches a GPU outside the tenant's quota.
 func KueueConfig(healthPort, webhookPort int, certDir string) string {
 	return fmt.Sprintf(`apiVersion: config.kueue.x-k8s.io/v1beta2
 kind: Configuration
@@ -193,10 +196,12 @@ metrics: {bindAddress: "0"}
 webhook: {host: 127.0.0.1, port: %d, certDir: %q}
 leaderElection: {leaderElect: false}
 internalCertManagement: {enable: false}
-manageJobsWithoutQueueName: false
+manageJobsWithoutQueueName: true
+managedJobsNamespaceSelector:
+  matchExpressions: [{key: %s, operator: Exists}]
 integrations:
-  frameworks: ["batch/job"]
-`, healthPort, webhookPort, certDir)
+  frameworks: ["batch/job", "pod"]
+`, healthPort, webhookPort, certDir, aifv1.TenantLabel)
 }
 
 // OperatorConfig is the operator configuration of the factory: the two simulated Lustre filesystems as

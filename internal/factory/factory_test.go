@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestKueueWebhooksAreReducedToTheEnabledIntegration(t *testing.T) {
@@ -16,7 +17,8 @@ func TestKueueWebhooksAreReducedToTheEnabledIntegration(t *testing.T) {
 		"/validate-kueue-x-k8s-io-v1beta2-workload":        true,
 		"/mutate-batch-v1-job":                             true,
 		"/validate-batch-v1-job":                           true,
-		"/mutate--v1-pod":                                  false, // would send every pod to a path Kueue does not serve
+		"/mutate--v1-pod":                                  true, // the Pod integration gates plain pods in tenant namespaces
+		"/validate--v1-pod":                                true,
 		"/mutate-apps-v1-deployment":                       false,
 		"/validate-jobset-x-k8s-io-v1alpha2-jobset":        false,
 		"/mutate-kubeflow-org-v1-pytorchjob":               false,
@@ -89,7 +91,8 @@ func TestCertificatesChainToTheFactoryCA(t *testing.T) {
 
 func TestKueueConfigListensOnLoopbackOnly(t *testing.T) {
 	cfg := KueueConfig(1, 2, "/certs")
-	for _, want := range []string{`healthProbeBindAddress: "127.0.0.1:1"`, "host: 127.0.0.1, port: 2", `metrics: {bindAddress: "0"}`, `frameworks: ["batch/job"]`} {
+	for _, want := range []string{`healthProbeBindAddress: "127.0.0.1:1"`, "host: 127.0.0.1, port: 2", `metrics: {bindAddress: "0"}`,
+		`frameworks: ["batch/job", "pod"]`, "manageJobsWithoutQueueName: true", "matchExpressions: [{key: aifactory.eu/tenant, operator: Exists}]"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("missing %q in\n%s", want, cfg)
 		}
@@ -101,13 +104,22 @@ func TestByURLKeepsAndRewritesWebhooks(t *testing.T) {
 	hooks := []admissionv1.ValidatingWebhook{
 		{Name: "job", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Name: "svc", Namespace: "system", Path: path("/validate-batch-v1-job")}}},
 		{Name: "pod", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Name: "svc", Namespace: "system", Path: path("/mutate--v1-pod")}}},
+		{Name: "deployment", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Name: "svc", Namespace: "system", Path: path("/mutate-apps-v1-deployment")}}},
 	}
-	got := byURL(hooks, func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }, kueueWebhookWanted, 9443, []byte("ca"))
-	if len(got) != 1 || got[0].Name != "job" {
+	cfg := func(w *admissionv1.ValidatingWebhook) *admissionv1.WebhookClientConfig { return &w.ClientConfig }
+	got := byURL(hooks, cfg, kueueWebhookWanted, 9443, []byte("ca"))
+	podWebhooksInTenantNamespaces(got, cfg, func(w *admissionv1.ValidatingWebhook) **metav1.LabelSelector { return &w.NamespaceSelector })
+	if len(got) != 2 || got[0].Name != "job" || got[1].Name != "pod" {
 		t.Fatalf("kept %+v", got)
 	}
 	cc := got[0].ClientConfig
 	if cc.Service != nil || cc.URL == nil || *cc.URL != "https://127.0.0.1:9443/validate-batch-v1-job" || string(cc.CABundle) != "ca" {
 		t.Errorf("client config %+v", cc)
+	}
+	if got[0].NamespaceSelector != nil {
+		t.Errorf("the Job webhook got a namespace selector: %v", got[0].NamespaceSelector)
+	}
+	if sel := got[1].NamespaceSelector; sel == nil || len(sel.MatchExpressions) != 1 || sel.MatchExpressions[0].Key != "aifactory.eu/tenant" {
+		t.Errorf("the Pod webhook is not limited to tenant namespaces: %v", sel)
 	}
 }

@@ -165,6 +165,9 @@ func podTemplate(tj *aifv1.TrainingJob, in Input) corev1.PodTemplateSpec {
 		c.Env = append(c.Env, workerEnv(tj, in)...)
 		restrictContainer(c)
 	}
+	for i := range s.InitContainers {
+		restrictContainer(&s.InitContainers[i])
+	}
 	if len(s.Containers) > 0 {
 		requestGPUs(&s.Containers[0], corev1.ResourceName(tj.Spec.GPUResource), tj.Spec.GPUsPerNode)
 	}

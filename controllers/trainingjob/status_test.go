@@ -50,8 +50,14 @@ func (w wl) pending() wl {
 }
 
 func (w wl) admitted(when time.Duration) wl {
+	// Kueue's admission carries each pod set's count and its total requests.
+	ps := w.Spec.PodSets[0]
+	usage := corev1.ResourceList{}
+	for r, q := range ps.Template.Spec.Containers[0].Resources.Requests {
+		usage[r] = *resource.NewQuantity(q.Value()*int64(ps.Count), resource.DecimalSI)
+	}
 	w.Status.Admission = &kueue.Admission{ClusterQueue: "tenant-medai", PodSetAssignments: []kueue.PodSetAssignment{
-		{Name: "main", Flavors: map[corev1.ResourceName]kueue.ResourceFlavorReference{"nvidia.com/gpu": "h100-80gb"}}}}
+		{Name: "main", Flavors: map[corev1.ResourceName]kueue.ResourceFlavorReference{"nvidia.com/gpu": "h100-80gb"}, Count: ptr.To(ps.Count), ResourceUsage: usage}}}
 	return w.cond(kueue.WorkloadQuotaReserved, true, "QuotaReserved", "", when).cond(kueue.WorkloadAdmitted, true, "Admitted", "", when)
 }
 

@@ -47,6 +47,9 @@ func (f *Factory) startAPIServer(ctx context.Context) error {
 		// Services get addresses from this range, and nothing here dials them.
 		"--service-cluster-ip-range=10.96.0.0/24",
 		"--authorization-mode=Node,RBAC", "--enable-priority-and-fairness=false",
+		// As real clusters run it: device plugins and CNI need privileged pods, so Pod Security and the operator's
+		// pod policy, not this flag, are what keep tenants from them.
+		"--allow-privileged=true",
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000", "--v=1",
 	})
 	if err != nil {

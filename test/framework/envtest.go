@@ -95,6 +95,9 @@ func Start(opts ...Option) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                controllers.NewScheme(),
 	}
+	// Privileged pods are allowed, as on real clusters (device plugins and CNI need them): the operator's pod
+	// policy and Pod Security must be what refuses them.
+	te.ControlPlane.GetAPIServer().Configure().Set("allow-privileged", "true")
 	for _, o := range opts {
 		o(te)
 	}

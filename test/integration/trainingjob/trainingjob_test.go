@@ -58,6 +58,8 @@ func run(m *testing.M) int {
 		},
 		GPUClasses: []configv1.GPUClass{{Name: builders.GPUClassH100, Resource: "nvidia.com/gpu", PowerWatts: 700,
 			NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
+		// Exceptions the platform grants every tenant (policy_test.go).
+		PodPolicy: configv1.PodPolicy{ServiceAccounts: []string{"trainer"}, StorageClasses: []string{"local-scratch"}},
 	}
 	// The real clock: runs are timed by Kueue's own condition times, and deadlines by the workqueue.
 	op, err = env.StartOperator(cfg, clock.RealClock{})
@@ -76,14 +78,19 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	if err := env.CreateNamespaces(ctx, ns); err != nil {
+	if err := env.CreateNamespaces(ctx, ns, rdmaNS); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	tq := builders.TenantQuota("tj-medai").Namespaces(ns).GPUs(builders.GPUClassH100, 16).Storage(builders.FilesystemData, "/medai", aifv1.ReadOnly).Obj()
-	if err := c.Create(ctx, tq); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// A tenant granted IPC_LOCK for RDMA over InfiniBand, which only the privileged Pod Security level passes.
+	rdma := builders.TenantQuota(rdmaNS).Namespaces(rdmaNS).GPUs(builders.GPUClassH100, 8).Obj()
+	rdma.Spec.PodPolicy = &aifv1.TenantPodPolicy{PodSecurityLevel: aifv1.PodSecurityPrivileged, AllowedCapabilities: []string{"IPC_LOCK"}}
+	for _, o := range []*aifv1.TenantQuota{tq, rdma} {
+		if err := c.Create(ctx, o); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	code := m.Run()
 	if code != 0 {

@@ -48,9 +48,13 @@ func (v *Validator) validate(ctx context.Context, tj *aifv1.TrainingJob) error {
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
+	// The configured classes are known from the start; discovered ones once their flavor exists.
 	classes, err := gpuclass.Known(ctx, v.Reader)
 	if err != nil {
 		return apierrors.NewInternalError(err)
+	}
+	for _, c := range gpuclass.FromConfig(v.Config) {
+		classes[c.Name] = c
 	}
 	if errs := ValidateTrainingJob(tj, tenant, v.Config, classes); len(errs) > 0 {
 		return apierrors.NewInvalid(aifv1.GroupVersion.WithKind("TrainingJob").GroupKind(), tj.Name, errs)

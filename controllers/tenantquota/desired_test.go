@@ -197,3 +197,31 @@ func TestUsageOf(t *testing.T) {
 		t.Fatalf("unexpected usage: %+v", got)
 	}
 }
+
+// The budget charges what Kueue admitted (its admission's resource usage), not what one container of the
+// template asks for; before an admission, or after an eviction, what the pods would take, sidecars and init
+// containers included as Kueue counts them.
+func TestUsageOfChargesTheAdmission(t *testing.T) {
+	isGPU := func(r corev1.ResourceName) bool { return r == "nvidia.com/gpu" }
+	gpus := func(n string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Requests: corev1.ResourceList{"nvidia.com/gpu": q(n)}}
+	}
+	always := ptr.To(corev1.ContainerRestartPolicyAlways)
+	spec := corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "fetch", Resources: gpus("2")},                        // before the sidecar: 2 alone
+			{Name: "miner", Resources: gpus("4"), RestartPolicy: always}, // a sidecar runs beside the trainer
+			{Name: "warmup", Resources: gpus("9")},                       // 4 + 9 while it runs
+		},
+		Containers: []corev1.Container{{Name: "trainer", Resources: gpus("8")}},
+	}
+	wl := &kueue.Workload{Spec: kueue.WorkloadSpec{PodSets: []kueue.PodSet{{Name: "main", Count: 2, Template: corev1.PodTemplateSpec{Spec: spec}}}}}
+	if got := UsageOf(wl, isGPU).GPUs; got != 2*13 {
+		t.Errorf("queued: %d GPUs, want 26 (the warm-up beside the sidecar, per pod)", got)
+	}
+	wl.Status.Admission = &kueue.Admission{PodSetAssignments: []kueue.PodSetAssignment{{Name: "main", Count: ptr.To[int32](2),
+		ResourceUsage: corev1.ResourceList{"nvidia.com/gpu": q("26"), corev1.ResourceCPU: q("64")}}}}
+	if got := UsageOf(wl, isGPU).GPUs; got != 26 {
+		t.Errorf("admitted: %d GPUs, want the admission's 26", got)
+	}
+}

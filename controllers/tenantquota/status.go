@@ -48,7 +48,9 @@ func (o *Observed) Namespaces(tq *aifv1.TenantQuota) []string {
 	return out
 }
 
-// Draining returns the tenant's LocalQueues in namespaces that left the spec, with the work still in each.
+// Draining returns the tenant's LocalQueues in namespaces that left the spec, with the work still in each: its
+// unfinished workloads as the cache shows them, or Kueue's counters on the LocalQueue where those are higher
+// (Kueue updates them a moment after the workloads).
 func (o *Observed) Draining(tq *aifv1.TenantQuota) map[string]int32 {
 	keep := map[string]bool{}
 	for _, ns := range o.Namespaces(tq) {
@@ -56,9 +58,17 @@ func (o *Observed) Draining(tq *aifv1.TenantQuota) map[string]int32 {
 	}
 	out := map[string]int32{}
 	for ns, lq := range o.LocalQueues {
-		if !keep[ns] {
-			out[ns] = lq.Status.PendingWorkloads + lq.Status.ReservingWorkloads
+		if keep[ns] {
+			continue
 		}
+		var unfinished int32
+		for i := range o.Workloads {
+			wl := &o.Workloads[i]
+			if wl.Namespace == ns && string(wl.Spec.QueueName) == lq.Name && !apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished) {
+				unfinished++
+			}
+		}
+		out[ns] = max(unfinished, lq.Status.PendingWorkloads+lq.Status.ReservingWorkloads)
 	}
 	return out
 }

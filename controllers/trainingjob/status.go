@@ -113,7 +113,12 @@ func done(p aifv1.TrainingJobPhase) bool { return p == aifv1.PhaseSucceeded || p
 // start handles a pass without a Job: the run waits for its references, stays suspended, or gets its Job.
 func start(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {
 	v := obs.Verdict
-	setCondition(st, tj, aifv1.ConditionAccepted, v.Accepted, v.Reason, v.Message)
+	// The same spec was refused before: the write is tried again, and the refusal stands until it succeeds.
+	refusedBefore := v.Accepted && !tj.Spec.Suspend &&
+		tj.Status.Reason == aifv1.ReasonChildRefused && tj.Status.ObservedGeneration == tj.Generation
+	if !refusedBefore {
+		setCondition(st, tj, aifv1.ConditionAccepted, v.Accepted, v.Reason, v.Message)
+	}
 	st.Admission = nil
 	switch {
 	case tj.Spec.Suspend:
@@ -125,8 +130,7 @@ func start(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act
 		newAttempt(st)
 	}
 	act.CreateJob = true
-	if tj.Status.Reason == aifv1.ReasonChildRefused && tj.Status.ObservedGeneration == tj.Generation {
-		// The same spec was refused before: the write is tried again, and the refusal stands until it succeeds.
+	if refusedBefore {
 		return refusedBy(tj, st, tj.Status.Message)
 	}
 	return waiting(st, "handing the run to Kueue")

@@ -1,6 +1,7 @@
 package trainingjob
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -373,5 +374,41 @@ func TestImagesPreferTheRuntimesDigest(t *testing.T) {
 	want := []string{"registry.example.eu/trainer@sha256:aa", "trainer:1", "fluent:2"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)
+	}
+}
+
+// A refused child write is shown as Pending and Stalled with the API server's message. The next pass on the
+// same spec keeps that status as it is (no status write, so no loop of writes) and plans the write again; a
+// changed spec, or the Job existing at last, ends the refusal.
+func TestRefusalStandsUntilTheWriteSucceeds(t *testing.T) {
+	tj := builders.TrainingJob("ns", "run").Shape(2, 8).Obj()
+	tj.Generation = 2
+	accepted := Observed{Verdict: Verdict{Accepted: true, Reason: aifv1.ReasonAccepted, Message: "queued"}, Shape: "s1", Now: at(0).Time}
+	first, _ := Step(tj, accepted)
+	tj.Status = first
+	refused := Refused(tj, errors.New(`creating job: jobs.batch "run-0" is forbidden: exceeded quota: no-jobs`))
+	if refused.Phase != aifv1.PhasePending || refused.Reason != aifv1.ReasonChildRefused ||
+		!strings.Contains(refused.Message, "exceeded quota: no-jobs") ||
+		!apimeta.IsStatusConditionTrue(refused.Conditions, aifv1.ConditionStalled) ||
+		!apimeta.IsStatusConditionFalse(refused.Conditions, aifv1.ConditionAccepted) {
+		t.Fatalf("refused status %+v", refused)
+	}
+	tj.Status = refused
+	again, act := Step(tj, accepted)
+	if diff := cmp.Diff(refused, again); diff != "" {
+		t.Errorf("the next pass changed the refused status (-want +got):\n%s", diff)
+	}
+	if !act.CreateJob {
+		t.Error("the refused write is not planned again")
+	}
+	edited := tj.DeepCopy()
+	edited.Generation = 3
+	if st, _ := Step(edited, accepted); st.Reason == aifv1.ReasonChildRefused || apimeta.IsStatusConditionTrue(st.Conditions, aifv1.ConditionStalled) {
+		t.Errorf("a changed spec keeps the refusal: %s %s", st.Reason, st.Message)
+	}
+	withJob := accepted
+	withJob.Job = attemptJob(0, "s1")
+	if st, _ := Step(tj, withJob); st.Reason == aifv1.ReasonChildRefused {
+		t.Errorf("the Job exists, and the refusal stays: %s", st.Message)
 	}
 }

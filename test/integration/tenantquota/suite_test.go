@@ -124,6 +124,13 @@ func poke(t *testing.T, name string) {
 
 func submit(t *testing.T, job *batchv1.Job) *batchv1.Job {
 	t.Helper()
+	// Kueue manages Jobs only in namespaces that its managedJobsNamespaceSelector matches, and judges a Job when
+	// it is created: as a tenant would, submit once the operator has labelled the namespace as the tenant's.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		ns := &corev1.Namespace{}
+		g.Expect(c.Get(context.Background(), client.ObjectKey{Name: job.Namespace}, ns)).To(gomega.Succeed())
+		g.Expect(ns.Labels).To(gomega.HaveKey(aifv1.TenantLabel))
+	})
 	if err := c.Create(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}

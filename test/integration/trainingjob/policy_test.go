@@ -323,21 +323,31 @@ func TestTenantNamespacesEnforcePodSecurity(t *testing.T) {
 // as the namespace will judge its pods.
 func TestBuiltJobsPassPodSecurity(t *testing.T) {
 	ctx := context.Background()
-	tj := tweak(ns, "psa-check", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+	const psaNS = "tj-psa" // its own tenant, so that the Job's workload holds no other test's quota
+	if err := env.CreateNamespaces(ctx, psaNS); err != nil {
+		t.Fatal(err)
+	}
+	tq := builders.TenantQuota(psaNS).Namespaces(psaNS).GPUs(builders.GPUClassH100, 16).Obj()
+	if err := c.Create(ctx, tq); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(ctx, tq) })
+	tj := tweak(psaNS, "psa-check", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
 		s.Volumes = []corev1.Volume{{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}}
 		trainer(s).VolumeMounts = []corev1.VolumeMount{{Name: "shm", MountPath: "/dev/shm"}}
 	})
-	if err := c.Create(ctx, tj); err != nil {
-		t.Fatal(err)
-	}
+	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, tj)).To(gomega.Succeed()) }) // once the webhook sees the tenant
 	t.Cleanup(func() { _ = c.Delete(ctx, tj) })
 	job := &batchv1.Job{}
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(tj, 0)}, job)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: psaNS, Name: trainingjob.JobName(tj, 0)}, job)).To(gomega.Succeed())
+		ns := &corev1.Namespace{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: psaNS}, ns)).To(gomega.Succeed())
+		g.Expect(ns.Labels).To(gomega.HaveKeyWithValue(podpolicy.EnforceLabel, "restricted"))
 	})
 	// The Job's pod template, created as a Pod (dry run) in the restricted namespace: the API server's own Pod
 	// Security admission passes it.
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "as-built", Labels: job.Spec.Template.Labels}, Spec: job.Spec.Template.Spec}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: psaNS, Name: "as-built", Labels: job.Spec.Template.Labels}, Spec: job.Spec.Template.Spec}
 	if err := c.Create(ctx, pod, client.DryRunAll); err != nil {
 		t.Fatalf("the Job's pod is refused: %v", err)
 	}

@@ -58,6 +58,16 @@ const (
 	ReasonBudgetExhausted = "BudgetExhausted"
 	// ReasonNoBudget means the tenant has no GPU-hour budget (unlimited).
 	ReasonNoBudget = "NoBudget"
+
+	// ConditionIsolated is True when Kueue gates a plain GPU Pod in each of the tenant's namespaces, as the
+	// operator checks with a dry-run Pod; False names the namespaces where such a Pod would run past the
+	// tenant's quota and budget.
+	ConditionIsolated = "Isolated"
+	// ReasonKueueGatesPods means a dry-run GPU Pod in each tenant namespace was gated by Kueue.
+	ReasonKueueGatesPods = "KueueGatesPods"
+	// ReasonPodsNotGated means Kueue left a dry-run GPU Pod ungated: Kueue is not configured as the operator
+	// needs (docs/isolation.md).
+	ReasonPodsNotGated = "PodsNotGated"
 )
 
 // TenantQuotaSpec declares a tenant: its namespaces, GPU quota per class, GPU-hour budget and storage roots.

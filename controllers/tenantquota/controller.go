@@ -44,6 +44,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Clock tells the time of the budget ledger; tests inject a fake one.
 	Clock clock.PassiveClock
+
+	gating gatingProbe
 }
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas,verbs=get;list;watch;update;patch
@@ -54,6 +56,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=resourceflavors,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
+// The gating probe creates a Pod as a dry run only (nothing is stored); RBAC cannot grant dry runs alone.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one tenant's Kueue objects, ledger and status up to date.
@@ -88,6 +92,17 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
 		return ctrl.Result{}, err
 	}
+	reprobe := false
+	if tq.DeletionTimestamp == nil {
+		owned := map[string]map[string]string{}
+		for _, ns := range obs.Namespaces(tq) {
+			if l, ok := obs.NamespaceLabels[ns]; ok {
+				owned[ns] = l
+			}
+		}
+		obs.Ungated, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
+		obs.Probed = len(owned) > 0
+	}
 	old := tq.Status.DeepCopy()
 	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict)); err != nil {
 		return ctrl.Result{}, err
@@ -100,7 +115,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if tq.DeletionTimestamp != nil {
 		return ctrl.Result{}, r.finalize(ctx, tq, obs)
 	}
-	return ctrl.Result{RequeueAfter: nextDeadline(now, period, verdict)}, nil
+	after := nextDeadline(now, period, verdict)
+	if reprobe {
+		after = min(after, reprobeUngated)
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // nextDeadline is when the ledger's verdict can next change by the passing of time alone: the end of the

@@ -24,6 +24,10 @@ type Observed struct {
 	Existing map[string]bool
 	// NamespaceLabels are the labels of the tenant's existing namespaces.
 	NamespaceLabels map[string]map[string]string
+	// Probed is true once a namespace of the tenant carried its labels and was probed for Kueue's gate.
+	Probed bool
+	// Ungated maps a probed namespace where Kueue would not gate a GPU Pod to why.
+	Ungated map[string]string
 	// Conflicts maps a namespace of the tenant to the older TenantQuota that already has it.
 	Conflicts map[string]string
 	// Classes are the known GPU classes by name.
@@ -151,6 +155,9 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 	budget.ObservedGeneration = tq.Generation
 	apimeta.SetStatusCondition(&st.Conditions, ready)
 	apimeta.SetStatusCondition(&st.Conditions, budget)
+	if obs.Probed {
+		apimeta.SetStatusCondition(&st.Conditions, isolatedCondition(tq, obs.Ungated))
+	}
 	progress.Set(&st.Conditions, tq.Generation, stateOf(ready, budget), ready.Reason, ready.Message)
 	return st
 }

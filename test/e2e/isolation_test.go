@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -102,6 +103,10 @@ func TestPlainGPUWorkIsQueuedAndCounted(t *testing.T) {
 		g.Expect(got.Labels).To(gomega.HaveKeyWithValue(aifv1.TenantLabel, ns))
 		lq := &kueue.LocalQueue{}
 		g.Expect(f.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "default"}, lq)).To(gomega.Succeed())
+		// The operator's dry-run probe confirms that Kueue gates GPU Pods here.
+		tq := &aifv1.TenantQuota{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		g.Expect(apimeta.IsStatusConditionTrue(tq.Status.Conditions, aifv1.ConditionIsolated)).To(gomega.BeTrue(), "%v", tq.Status.Conditions)
 	})
 
 	privileged := restrictedPod(ns, "root", 0)

@@ -309,6 +309,17 @@ func TestTenantNamespacesEnforcePodSecurity(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: ns}, got)).To(gomega.Succeed())
 		g.Expect(got.Labels).To(gomega.HaveKeyWithValue(podpolicy.EnforceLabel, "restricted"), "the operator sets the level again")
 	})
+	// This suite runs Kueue without its webhooks, so nothing gates a plain GPU Pod: the operator's dry-run probe
+	// finds that out and says so on the tenant, instead of the tenant running unprotected in silence.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		tq := &aifv1.TenantQuota{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		iso := apimeta.FindStatusCondition(tq.Status.Conditions, aifv1.ConditionIsolated)
+		g.Expect(iso).NotTo(gomega.BeNil())
+		g.Expect(iso.Status).To(gomega.Equal(metav1.ConditionFalse))
+		g.Expect(iso.Reason).To(gomega.Equal(aifv1.ReasonPodsNotGated))
+		g.Expect(iso.Message).To(gomega.ContainSubstring("namespace " + ns + ": a GPU Pod without a queue would not be gated by Kueue"))
+	})
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "root-shell"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
 		Name: "sh", Image: builders.TrainerImage, SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
 	}}}}

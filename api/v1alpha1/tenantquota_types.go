@@ -146,11 +146,6 @@ const (
 	PodSecurityPrivileged PodSecurityLevel = "privileged"
 )
 
-// BaselineCapabilities are the capabilities that Pod Security "baseline" lets a container add; "restricted" lets
-// it add NET_BIND_SERVICE only. The TenantPodPolicy schema rule repeats this list.
-var BaselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-
 // TenantPodPolicy is what a tenant's TrainingJob templates may ask for beyond the operator's pod policy.
 // +kubebuilder:validation:XValidation:rule="!has(self.allowedCapabilities) || (has(self.podSecurityLevel) && self.podSecurityLevel == 'privileged') || self.allowedCapabilities.all(c, c == 'NET_BIND_SERVICE' || (has(self.podSecurityLevel) && self.podSecurityLevel == 'baseline' && c in ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']))",message="a capability beyond the Pod Security level's own set needs a podSecurityLevel that allows it: IPC_LOCK, for example, only passes Pod Security at privileged",fieldPath=".allowedCapabilities"
 type TenantPodPolicy struct {

@@ -78,13 +78,13 @@ func (p Policy) MayAdd(c string) bool {
 	if slices.Contains(p.Capabilities, c) || c == "NET_BIND_SERVICE" {
 		return true
 	}
-	return p.Level != aifv1.PodSecurityRestricted && slices.Contains(aifv1.BaselineCapabilities, c)
+	return p.Level != aifv1.PodSecurityRestricted && slices.Contains(configv1.BaselineCapabilities, c)
 }
 
 // Addable lists the capabilities a container may add, for messages.
 func (p Policy) Addable() string {
 	var out []string
-	for _, c := range append(slices.Clone(aifv1.BaselineCapabilities), p.Capabilities...) {
+	for _, c := range append(slices.Clone(configv1.BaselineCapabilities), p.Capabilities...) {
 		if p.MayAdd(c) && !slices.Contains(out, c) {
 			out = append(out, c)
 		}

@@ -305,8 +305,11 @@ func volumeKind(vol *corev1.Volume) string {
 		return "unknown"
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 {
+	switch err := json.Unmarshal(b, &m); {
+	case err != nil || len(m) > 1:
 		return "unknown"
+	case len(m) == 0:
+		return "emptyDir" // the API server defaults a volume without a source to an emptyDir
 	}
 	for k := range m {
 		return k
@@ -325,28 +328,7 @@ func orNone(xs []string) string {
 // mounts.
 func (v *validator) container(p *field.Path, c *corev1.Container) {
 	if sc := c.SecurityContext; sc != nil {
-		sp := p.Child("securityContext")
-		if sc.Privileged != nil && *sc.Privileged {
-			v.forbid(sp.Child("privileged"), "privileged containers are not allowed")
-		}
-		if v.restricted() && sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation {
-			v.forbid(sp.Child("allowPrivilegeEscalation"), "must not be true under Pod Security %q", v.pol.Level)
-		}
-		if caps := sc.Capabilities; caps != nil {
-			for i, add := range caps.Add {
-				if !v.pol.MayAdd(string(add)) {
-					v.forbid(sp.Child("capabilities", "add").Index(i), "capability %s is not allowed for this tenant (allowed: %s)", add, v.pol.Addable())
-				}
-			}
-			if v.restricted() && len(caps.Drop) > 0 && !slices.Contains(caps.Drop, "ALL") {
-				v.forbid(sp.Child("capabilities", "drop"), "must include ALL under Pod Security %q (or be left out: the operator then drops ALL)", v.pol.Level)
-			}
-		}
-		v.runAs(sp, sc.RunAsNonRoot, sc.RunAsUser)
-		v.profiles(sp, sc.SeccompProfile, sc.AppArmorProfile, sc.WindowsOptions)
-		if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
-			v.forbid(sp.Child("procMount"), "only the Default proc mount is allowed")
-		}
+		v.containerSecurity(p.Child("securityContext"), sc)
 	}
 	for i, port := range c.Ports {
 		if port.HostPort != 0 {
@@ -354,6 +336,35 @@ func (v *validator) container(p *field.Path, c *corev1.Container) {
 		}
 	}
 	v.noGPUs(p.Child("resources"), &c.Resources)
+	v.mounts(p, c)
+}
+
+func (v *validator) containerSecurity(sp *field.Path, sc *corev1.SecurityContext) {
+	if sc.Privileged != nil && *sc.Privileged {
+		v.forbid(sp.Child("privileged"), "privileged containers are not allowed")
+	}
+	if v.restricted() && sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation {
+		v.forbid(sp.Child("allowPrivilegeEscalation"), "must not be true under Pod Security %q", v.pol.Level)
+	}
+	if caps := sc.Capabilities; caps != nil {
+		for i, add := range caps.Add {
+			if !v.pol.MayAdd(string(add)) {
+				v.forbid(sp.Child("capabilities", "add").Index(i), "capability %s is not allowed for this tenant (allowed: %s)", add, v.pol.Addable())
+			}
+		}
+		if v.restricted() && len(caps.Drop) > 0 && !slices.Contains(caps.Drop, "ALL") {
+			v.forbid(sp.Child("capabilities", "drop"), "must include ALL under Pod Security %q (or be left out: the operator then drops ALL)", v.pol.Level)
+		}
+	}
+	v.runAs(sp, sc.RunAsNonRoot, sc.RunAsUser)
+	v.profiles(sp, sc.SeccompProfile, sc.AppArmorProfile, sc.WindowsOptions)
+	if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
+		v.forbid(sp.Child("procMount"), "only the Default proc mount is allowed")
+	}
+}
+
+// mounts keeps a container's mounts off the dataset volumes and their mount paths.
+func (v *validator) mounts(p *field.Path, c *corev1.Container) {
 	taken := map[string]string{}
 	for i, d := range v.tj.Spec.Datasets {
 		taken[d.MountPath] = field.NewPath("spec", "datasets").Index(i).Child("mountPath").String()

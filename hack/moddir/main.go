@@ -25,5 +25,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Println(d)
+	if _, err := fmt.Fprintln(os.Stdout, d); err != nil {
+		os.Exit(1)
+	}
 }

@@ -11,8 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
-
-	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
 
 // DefaultDiscoveryPowerWatts is the power assumed per discovered GPU when none is configured.
@@ -52,7 +50,7 @@ func SetDefaults(c *Configuration) {
 		c.DefaultQueueName = DefaultQueueName
 	}
 	if c.PodPolicy.PodSecurityLevel == "" {
-		c.PodPolicy.PodSecurityLevel = string(aifv1.PodSecurityRestricted)
+		c.PodPolicy.PodSecurityLevel = PodSecurityRestricted
 	}
 	if c.Discovery.DefaultPowerWatts == 0 {
 		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
@@ -123,18 +121,18 @@ func Validate(c *Configuration) field.ErrorList {
 // that what the operator lets a TrainingJob add is never refused by the namespace afterwards.
 func validatePodPolicy(p *field.Path, pp *PodPolicy) field.ErrorList {
 	var errs field.ErrorList
-	level := aifv1.PodSecurityLevel(pp.PodSecurityLevel)
+	level := pp.PodSecurityLevel
 	switch level {
-	case aifv1.PodSecurityRestricted, aifv1.PodSecurityBaseline, aifv1.PodSecurityPrivileged:
+	case PodSecurityRestricted, PodSecurityBaseline, PodSecurityPrivileged:
 	default:
-		errs = append(errs, field.NotSupported(p.Child("podSecurityLevel"), pp.PodSecurityLevel, []string{"restricted", "baseline", "privileged"}))
+		errs = append(errs, field.NotSupported(p.Child("podSecurityLevel"), level, []string{PodSecurityRestricted, PodSecurityBaseline, PodSecurityPrivileged}))
 	}
 	for i, c := range pp.AllowedCapabilities {
 		switch {
 		case c == "" || strings.HasPrefix(c, "CAP_") || strings.ToUpper(c) != c:
 			errs = append(errs, field.Invalid(p.Child("allowedCapabilities").Index(i), c, "must be a capability name in capitals without CAP_, such as IPC_LOCK"))
-		case level == aifv1.PodSecurityRestricted && c != "NET_BIND_SERVICE",
-			level == aifv1.PodSecurityBaseline && !slices.Contains(aifv1.BaselineCapabilities, c):
+		case level == PodSecurityRestricted && c != "NET_BIND_SERVICE",
+			level == PodSecurityBaseline && !slices.Contains(BaselineCapabilities, c):
 			errs = append(errs, field.Forbidden(p.Child("allowedCapabilities").Index(i),
 				fmt.Sprintf("%s does not pass Pod Security %s; set podSecurityLevel to one that allows it", c, level)))
 		}

@@ -66,6 +66,14 @@ func TestDecodeRejects(t *testing.T) {
 			"gpuClasses[0].nodeLabels[a]: Invalid value"},
 		{"negative power", head + "gpuClasses: [{name: h100, nodeLabels: {a: b}, powerWatts: -1}]\n", "gpuClasses[0].powerWatts: Invalid value"},
 		{"bad default queue", head + "defaultQueueName: Default_Q\n", "defaultQueueName: Invalid value"},
+		{"unknown Pod Security level", head + "podPolicy: {podSecurityLevel: open}\n", "podPolicy.podSecurityLevel: Unsupported value"},
+		{"a capability restricted refuses", head + "podPolicy: {allowedCapabilities: [IPC_LOCK]}\n",
+			"podPolicy.allowedCapabilities[0]: Forbidden: IPC_LOCK does not pass Pod Security restricted"},
+		{"a capability baseline refuses", head + "podPolicy: {podSecurityLevel: baseline, allowedCapabilities: [CHOWN, SYS_ADMIN]}\n",
+			"podPolicy.allowedCapabilities[1]: Forbidden"},
+		{"a capability spelled with CAP_", head + "podPolicy: {podSecurityLevel: privileged, allowedCapabilities: [CAP_IPC_LOCK]}\n",
+			"podPolicy.allowedCapabilities[0]: Invalid value"},
+		{"a service account that is no name", head + "podPolicy: {serviceAccounts: [Trainer]}\n", "podPolicy.serviceAccounts[0]: Invalid value"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,6 +56,18 @@ type Configuration struct {
 	PodPolicy PodPolicy `json:"podPolicy,omitempty"`
 }
 
+// Pod Security levels of PodPolicy.PodSecurityLevel.
+const (
+	PodSecurityRestricted = "restricted"
+	PodSecurityBaseline   = "baseline"
+	PodSecurityPrivileged = "privileged"
+)
+
+// BaselineCapabilities are the capabilities that Pod Security "baseline" lets a container add; "restricted" lets
+// it add NET_BIND_SERVICE only. The schema rule of TenantQuota's podPolicy repeats this list.
+var BaselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
 // PodPolicy is the part of the TrainingJob pod policy that the platform team sets for every tenant.
 type PodPolicy struct {
 	// podSecurityLevel is the Pod Security level (restricted, baseline or privileged) that tenant namespaces

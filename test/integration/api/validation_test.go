@@ -89,6 +89,13 @@ func TestInvalidObjectsAreRejectedOnCreate(t *testing.T) {
 		},
 	}}
 
+	ipcLockRestricted := tq("t-ipc").Obj()
+	ipcLockRestricted.Spec.PodPolicy = &aifv1.TenantPodPolicy{AllowedCapabilities: []string{"IPC_LOCK"}}
+	sysAdminBaseline := tq("t-sysadmin").Obj()
+	sysAdminBaseline.Spec.PodPolicy = &aifv1.TenantPodPolicy{PodSecurityLevel: aifv1.PodSecurityBaseline, AllowedCapabilities: []string{"CHOWN", "SYS_ADMIN"}}
+	badLevel := tq("t-level").Obj()
+	badLevel.Spec.PodPolicy = &aifv1.TenantPodPolicy{PodSecurityLevel: "open"}
+
 	cases := []struct {
 		name  string
 		obj   client.Object
@@ -116,6 +123,9 @@ func TestInvalidObjectsAreRejectedOnCreate(t *testing.T) {
 		{"tenant name not a DNS label", tq("med.ai").Namespaces("medai").Obj(), "metadata.name", "DNS label"},
 		{"negative fair-sharing weight", negativeWeight, "spec.fairSharingWeight", "must not be negative"},
 		{"unknown tenant field", unknownField, "spec.gpuz", "unknown field"},
+		{"IPC_LOCK under restricted", ipcLockRestricted, "spec.podPolicy.allowedCapabilities", "only passes Pod Security at privileged"},
+		{"SYS_ADMIN under baseline", sysAdminBaseline, "spec.podPolicy.allowedCapabilities", "needs a podSecurityLevel that allows it"},
+		{"unknown Pod Security level", badLevel, "spec.podPolicy.podSecurityLevel", "Unsupported value"},
 		// DatasetMount
 		{"dataset without classification", noClassification, "spec.classification", "Unsupported value"},
 		{"relative dataset path", dsm("medai/x").Obj(), "spec.path", "should match"},
@@ -140,6 +150,8 @@ func TestInvalidObjectsAreRejectedOnCreate(t *testing.T) {
 		{"queue name not a DNS name", tj().Queue("Default_Q").Obj(), "spec.queueName", "should match"},
 		{"GPU class not a DNS label", tj().GPUClass("H100").Obj(), "spec.gpuClass", "should match"},
 		{"unknown training job field", unknownTJField, "spec.gpus", "unknown field"},
+		{"training job name with a dot", builders.TrainingJob(ns, "run.v2").Obj(), "metadata.name", "DNS label"},
+		{"dataset reference with a dot", tj().Dataset("xray.v3", "/data").Obj(), "spec.datasets[0].name", "should match"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

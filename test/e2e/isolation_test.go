@@ -62,6 +62,10 @@ func TestTemplateEscapesAreRefusedThroughKubectl(t *testing.T) {
 	if err == nil || !strings.Contains(out, "metadata.name must be a DNS label") {
 		t.Errorf("a name that is no Service name must be refused: %v: %s", err, out)
 	}
+	out, err = kubectlApply(head + "      containers:\n" + strings.Replace(trainer, "%s", "", 1) + "  datasets: [{name: xray.v3, mountPath: /data}]\n")
+	if err == nil || !strings.Contains(out, "spec.datasets[0].name") {
+		t.Errorf("a dataset reference that is no volume name must be refused: %v: %s", err, out)
+	}
 	if err := f.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "escape"}, &aifv1.TrainingJob{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a refused TrainingJob must not exist: %v", err)
 	}
@@ -110,7 +114,7 @@ func TestPlainGPUWorkIsQueuedAndCounted(t *testing.T) {
 	})
 
 	privileged := restrictedPod(ns, "root", 0)
-	privileged.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 	privileged.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
 	err := f.Client.Create(ctx, privileged)
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {

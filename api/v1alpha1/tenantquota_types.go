@@ -181,6 +181,14 @@ type TenantPodPolicy struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	StorageClasses []string `json:"storageClasses,omitempty"`
+
+	// runtimeClasses are the RuntimeClasses that the tenant's TrainingJobs may name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	RuntimeClasses []string `json:"runtimeClasses,omitempty"`
 }
 
 // GPUQuota is a tenant's quota of one GPU class.
@@ -263,7 +271,8 @@ type TenantQuotaStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready (the tenant's Kueue objects exist and are active), BudgetExhausted, and Reconciling and
+	// conditions: Ready (the tenant's Kueue objects exist and are active), BudgetExhausted, Isolated (Kueue gates
+	// plain GPU Pods in the tenant's namespaces), and Reconciling and
 	// Stalled for kstatus.
 	// +optional
 	// +listType=map

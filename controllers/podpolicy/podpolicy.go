@@ -45,6 +45,8 @@ type Policy struct {
 	ServiceAccounts []string
 	// StorageClasses are the storage classes of generic ephemeral volumes.
 	StorageClasses []string
+	// RuntimeClasses are the runtime classes a run may name.
+	RuntimeClasses []string
 }
 
 // For is the pod policy of a tenant: the configuration's, plus the TenantQuota's exceptions. The tenant's
@@ -56,6 +58,7 @@ func For(cfg *configv1.Configuration, tenant *aifv1.TenantQuota) Policy {
 		Capabilities:    slices.Clone(pp.AllowedCapabilities),
 		ServiceAccounts: slices.Clone(pp.ServiceAccounts),
 		StorageClasses:  slices.Clone(pp.StorageClasses),
+		RuntimeClasses:  slices.Clone(pp.RuntimeClasses),
 	}
 	if p.Level == "" {
 		p.Level = aifv1.PodSecurityRestricted
@@ -68,6 +71,7 @@ func For(cfg *configv1.Configuration, tenant *aifv1.TenantQuota) Policy {
 		p.Capabilities = append(p.Capabilities, tp.AllowedCapabilities...)
 		p.ServiceAccounts = append(p.ServiceAccounts, tp.ServiceAccounts...)
 		p.StorageClasses = append(p.StorageClasses, tp.StorageClasses...)
+		p.RuntimeClasses = append(p.RuntimeClasses, tp.RuntimeClasses...)
 	}
 	return p
 }

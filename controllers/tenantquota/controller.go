@@ -92,7 +92,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
 		return ctrl.Result{}, err
 	}
-	reprobe := false
+	var reprobe time.Duration
 	if tq.DeletionTimestamp == nil {
 		owned := map[string]map[string]string{}
 		for _, ns := range obs.Namespaces(tq) {
@@ -100,8 +100,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 				owned[ns] = l
 			}
 		}
-		obs.Ungated, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
-		obs.Probed = len(owned) > 0
+		obs.Ungated, obs.Probed, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
 	}
 	old := tq.Status.DeepCopy()
 	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict)); err != nil {
@@ -116,8 +115,8 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.finalize(ctx, tq, obs)
 	}
 	after := nextDeadline(now, period, verdict)
-	if reprobe {
-		after = min(after, reprobeUngated)
+	if reprobe > 0 {
+		after = min(after, reprobe)
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
 }

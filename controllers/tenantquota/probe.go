@@ -21,12 +21,16 @@ import (
 // admits them.
 const KueueAdmissionGate = "kueue.x-k8s.io/admission"
 
-// ProbePodName names the dry-run Pod of the gating probe; nothing is ever stored under it.
-const ProbePodName = "aifactory-gating-probe"
+// ProbePodPrefix starts the generated names of the gating probe's dry-run Pods; nothing is ever stored.
+const ProbePodPrefix = "aifactory-gating-probe-"
 
-// reprobeUngated is how soon a namespace where Kueue did not gate the probe is probed again: Kueue may not
-// have seen the namespace's labels yet, or its configuration may be mended.
-const reprobeUngated = time.Minute
+// How soon a namespace is probed again: where Kueue did not gate the probe, soon (Kueue may not have seen the
+// namespace's labels yet, or its configuration may be mended); where it did, now and then, so that a Kueue
+// reconfigured later is noticed.
+const (
+	reprobeUngated = time.Minute
+	reprobeGated   = 10 * time.Minute
+)
 
 // gatingProbe remembers, per namespace, whether a GPU Pod there is gated by Kueue, so that each namespace is
 // probed once while its labels stay the same (and again a minute after a probe that found no gate).
@@ -41,41 +45,53 @@ type probeResult struct {
 	at      time.Time // when the probe ran
 }
 
-// Ungated probes the tenant's labelled namespaces that have no fresh result and returns, per namespace, why a
-// plain GPU Pod there would not be gated by Kueue (no entry: it would be), and whether a namespace is to be
-// probed again at reprobeUngated. The probe is a dry-run create of a Pod that asks for one GPU and passes Pod
-// Security "restricted": the API server runs every admission webhook on it, Kueue's included, and stores
-// nothing. It is the one request of a pass that is not a cache read, and it is made only when a namespace's
-// labels changed or its last probe found no gate.
-func (p *gatingProbe) Ungated(ctx context.Context, c client.Client, tenant string, labels map[string]map[string]string, now time.Time) (map[string]string, bool) {
+// Ungated probes the tenant's namespaces whose result is missing or due, and returns, per namespace, why a
+// plain GPU Pod there would not be gated by Kueue (no entry: it would be); whether every namespace has a result
+// (one not yet labelled as the tenant's has none: Kueue would not judge it as the tenant's either); and when the
+// next probe is due. The probe is a dry-run create of a Pod that asks for one GPU and passes Pod Security
+// "restricted": the API server runs every admission webhook and policy on it, Kueue's included, and stores
+// nothing. It is the one request of a pass that is not a cache read, made when a namespace's labels changed or
+// its result is due.
+func (p *gatingProbe) Ungated(ctx context.Context, c client.Client, tenant string, labels map[string]map[string]string, now time.Time) (map[string]string, bool, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.results == nil {
 		p.results = map[string]probeResult{}
 	}
-	out, again := map[string]string{}, false
+	out, complete, next := map[string]string{}, true, time.Duration(0)
 	for _, ns := range sortedKeys(labels) {
 		l := labels[ns]
 		if l[aifv1.TenantLabel] != tenant {
-			continue // not labelled yet: Kueue would not judge the namespace as the tenant's either
+			complete = false
+			continue
 		}
 		key := fmt.Sprint(l)
 		r, ok := p.results[ns]
-		if !ok || r.labels != key || (r.ungated != "" && now.Sub(r.at) >= reprobeUngated) {
+		if !ok || r.labels != key || now.Sub(r.at) >= r.every() {
 			r = probeResult{labels: key, ungated: probe(ctx, c, ns), at: now}
 			p.results[ns] = r
 		}
 		if r.ungated != "" {
-			out[ns], again = r.ungated, true
+			out[ns] = r.ungated
+		}
+		if due := r.every() - now.Sub(r.at); next == 0 || due < next {
+			next = due
 		}
 	}
-	return out, again
+	return out, complete && len(labels) > 0, next
+}
+
+func (r probeResult) every() time.Duration {
+	if r.ungated != "" {
+		return reprobeUngated
+	}
+	return reprobeGated
 }
 
 func probe(ctx context.Context, c client.Client, ns string) string {
 	one := corev1.ResourceList{configv1.DefaultGPUResource: resource.MustParse("1")}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ProbePodName, Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: ProbePodPrefix, Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
 		Spec: corev1.PodSpec{
 			AutomountServiceAccountToken: ptr.To(false),
 			SecurityContext:              &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},

@@ -24,7 +24,8 @@ type Observed struct {
 	Existing map[string]bool
 	// NamespaceLabels are the labels of the tenant's existing namespaces.
 	NamespaceLabels map[string]map[string]string
-	// Probed is true once a namespace of the tenant carried its labels and was probed for Kueue's gate.
+	// Probed is true once every existing namespace of the tenant carried its labels and was probed for Kueue's
+	// gate.
 	Probed bool
 	// Ungated maps a probed namespace where Kueue would not gate a GPU Pod to why.
 	Ungated map[string]string

@@ -86,7 +86,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		recordMetrics(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
-		if refused(err) && obs.Job == nil {
+		if refused(err) && obs.Job == nil && !tj.Spec.Suspend {
 			r.showRefusal(ctx, tj, err)
 		}
 		return ctrl.Result{}, err
@@ -103,6 +103,9 @@ func refused(err error) bool {
 // showRefusal writes the refusal into the run's status, so that kubectl shows why the run does not start, and
 // records it as an event. The caller returns the write's error, so the write is retried with backoff.
 func (r *Reconciler) showRefusal(ctx context.Context, tj *aifv1.TrainingJob, err error) {
+	if tj.Status.Reason == aifv1.ReasonChildRefused && tj.Status.ObservedGeneration == tj.Generation {
+		return // the first refusal of this spec stands; a retry's message (a quota's counts) is not worth a write
+	}
 	st := Refused(tj, err)
 	if equality.Semantic.DeepEqual(tj.Status, st) {
 		return

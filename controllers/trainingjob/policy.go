@@ -3,11 +3,13 @@ package trainingjob
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	psapi "k8s.io/pod-security-admission/api"
 	pspolicy "k8s.io/pod-security-admission/policy"
@@ -20,6 +22,18 @@ import (
 
 // DefaultServiceAccount is the service account every TrainingJob may run as.
 const DefaultServiceAccount = "default"
+
+// MaxTerminationGracePeriodSeconds bounds how long a worker may take to stop, since Kueue frees a run's quota only
+// once its pods are gone.
+const MaxTerminationGracePeriodSeconds = 300
+
+// maxLifecycleTolerationSeconds bounds how long a worker may stay on a node that is not ready or unreachable.
+const maxLifecycleTolerationSeconds = 300
+
+// Label and annotation prefixes that belong to Kueue, the Job controller and network attachment, which a
+// template must not set.
+var reservedLabelPrefixes = []string{"kueue.x-k8s.io/", "batch.kubernetes.io/"}
+var reservedAnnotationPrefixes = []string{"kueue.x-k8s.io/", "k8s.v1.cni.cncf.io/"}
 
 // datasetVolumePrefix starts the names of the volumes the operator adds for spec.datasets and spec.checkpoint.
 const datasetVolumePrefix = "dataset-"
@@ -50,6 +64,7 @@ func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *
 	v := &validator{tj: tj, pol: pol, classes: classes, tenant: tenant}
 	ps := field.NewPath("spec", "template", "spec")
 	s := &tj.Spec.Template.Spec
+	v.metadata(field.NewPath("spec", "template", "metadata"), &tj.Spec.Template.ObjectMeta)
 	v.pod(ps, s)
 	v.placement(ps, s)
 	v.volumes(ps.Child("volumes"), s.Volumes)
@@ -80,12 +95,35 @@ func (v *validator) forbid(p *field.Path, format string, args ...any) {
 
 func (v *validator) restricted() bool { return v.pol.Level == aifv1.PodSecurityRestricted }
 
+// metadata refuses labels and annotations that steer Kueue, the Job controller or the pod network.
+func (v *validator) metadata(p *field.Path, m *metav1.ObjectMeta) {
+	for _, k := range sortedKeys(m.Labels) {
+		if slices.ContainsFunc(reservedLabelPrefixes, func(pre string) bool { return strings.HasPrefix(k, pre) }) {
+			v.forbid(p.Child("labels").Key(k), "labels under %s are set by Kueue and the Job controller", strings.Join(reservedLabelPrefixes, ", "))
+		}
+	}
+	for _, k := range sortedKeys(m.Annotations) {
+		if slices.ContainsFunc(reservedAnnotationPrefixes, func(pre string) bool { return strings.HasPrefix(k, pre) }) {
+			v.forbid(p.Child("annotations").Key(k), "annotations under %s are not allowed: they steer Kueue or attach the pod to networks", strings.Join(reservedAnnotationPrefixes, ", "))
+		}
+	}
+}
+
 // pod checks host namespaces, identity, priority and the pod-level security context.
 func (v *validator) pod(ps *field.Path, s *corev1.PodSpec) {
-	for name, on := range map[string]bool{"hostNetwork": s.HostNetwork, "hostPID": s.HostPID, "hostIPC": s.HostIPC} {
-		if on {
-			v.forbid(ps.Child(name), "host namespaces are not allowed")
+	for _, h := range []struct {
+		name string
+		on   bool
+	}{{"hostNetwork", s.HostNetwork}, {"hostPID", s.HostPID}, {"hostIPC", s.HostIPC}} {
+		if h.on {
+			v.forbid(ps.Child(h.name), "host namespaces are not allowed")
 		}
+	}
+	if g := s.TerminationGracePeriodSeconds; g != nil && *g > MaxTerminationGracePeriodSeconds {
+		v.forbid(ps.Child("terminationGracePeriodSeconds"), "at most %d: a worker that ignores its stop keeps its GPUs from the next run", MaxTerminationGracePeriodSeconds)
+	}
+	if rc := s.RuntimeClassName; rc != nil && !slices.Contains(v.pol.RuntimeClasses, *rc) {
+		v.forbid(ps.Child("runtimeClassName"), "runtime class %s is not allowed for this tenant (allowed: %s)", *rc, orNone(v.pol.RuntimeClasses))
 	}
 	if s.PriorityClassName != "" {
 		v.forbid(ps.Child("priorityClassName"), "pod priority classes are not allowed: set spec.priorityClassName, a Kueue WorkloadPriorityClass")
@@ -156,8 +194,12 @@ func (v *validator) placement(ps *field.Path, s *corev1.PodSpec) {
 	}
 	allowed := v.allowedTolerations()
 	for i, t := range s.Tolerations {
-		if !slices.ContainsFunc(allowed, func(a corev1.Toleration) bool { return sameToleration(a, t) }) {
+		switch {
+		case !slices.ContainsFunc(allowed, func(a corev1.Toleration) bool { return sameToleration(a, t) }):
 			v.forbid(ps.Child("tolerations").Index(i), "toleration %s is not one of the GPU class's: %s", describeToleration(t), describeTolerations(allowed))
+		case (t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable) &&
+			(t.TolerationSeconds == nil || *t.TolerationSeconds > maxLifecycleTolerationSeconds):
+			v.forbid(ps.Child("tolerations").Index(i).Child("tolerationSeconds"), "must be set and at most %d for %s", maxLifecycleTolerationSeconds, t.Key)
 		}
 	}
 	pinned, gpuLabels := v.pinnedClass(), v.gpuLabelKeys()
@@ -291,8 +333,11 @@ func (v *validator) volumes(p *field.Path, vols []corev1.Volume) {
 			if cs.DataSource != nil || cs.DataSourceRef != nil {
 				v.forbid(cp.Child("dataSource"), "ephemeral volumes start empty; data comes through spec.datasets")
 			}
-			if cs.VolumeName != "" {
-				v.forbid(cp.Child("volumeName"), "ephemeral volumes must not bind an existing PersistentVolume")
+			if cs.VolumeName != "" || cs.Selector != nil {
+				v.forbid(cp.Child("volumeName"), "ephemeral volumes must not bind an existing PersistentVolume (volumeName, selector)")
+			}
+			if cs.VolumeAttributesClassName != nil {
+				v.forbid(cp.Child("volumeAttributesClassName"), "ephemeral volumes take their storage class's attributes")
 			}
 		}
 	}
@@ -336,6 +381,11 @@ func (v *validator) container(p *field.Path, c *corev1.Container) {
 		}
 	}
 	v.noGPUs(p.Child("resources"), &c.Resources)
+	for i, e := range c.Env {
+		if strings.HasPrefix(e.Name, "NVIDIA_") {
+			v.forbid(p.Child("env").Index(i).Child("name"), "NVIDIA_ variables steer the NVIDIA container runtime's choice of GPUs; GPUs come only from spec.gpusPerNode")
+		}
+	}
 	v.mounts(p, c)
 }
 
@@ -367,17 +417,17 @@ func (v *validator) containerSecurity(sp *field.Path, sc *corev1.SecurityContext
 func (v *validator) mounts(p *field.Path, c *corev1.Container) {
 	taken := map[string]string{}
 	for i, d := range v.tj.Spec.Datasets {
-		taken[d.MountPath] = field.NewPath("spec", "datasets").Index(i).Child("mountPath").String()
+		taken[path.Clean(d.MountPath)] = field.NewPath("spec", "datasets").Index(i).Child("mountPath").String()
 	}
 	if ck := v.tj.Spec.Checkpoint; ck != nil {
-		taken[ck.MountPath] = "spec.checkpoint.mountPath"
+		taken[path.Clean(ck.MountPath)] = "spec.checkpoint.mountPath"
 	}
 	for i, m := range c.VolumeMounts {
 		mp := p.Child("volumeMounts").Index(i)
 		if strings.HasPrefix(m.Name, datasetVolumePrefix) {
 			v.forbid(mp.Child("name"), "the operator mounts the dataset volumes itself, from spec.datasets and spec.checkpoint")
 		}
-		if by, ok := taken[m.MountPath]; ok {
+		if by, ok := taken[path.Clean(m.MountPath)]; ok {
 			v.forbid(mp.Child("mountPath"), "%s is where %s mounts a dataset", m.MountPath, by)
 		}
 		if m.MountPropagation != nil && *m.MountPropagation == corev1.MountPropagationBidirectional {
@@ -419,10 +469,13 @@ var podSecurityEvaluator = sync.OnceValues(func() (pspolicy.Evaluator, error) {
 
 // podSecurity evaluates the pod of the run's Job, as the operator would build it, at the tenant's level.
 func (v *validator) podSecurity(p *field.Path) {
-	if v.pol.Level == aifv1.PodSecurityPrivileged {
-		return
+	// At privileged, which Pod Security itself does not check, the pod must still pass baseline but for the
+	// capabilities the platform granted.
+	level, tj := v.pol.Level, v.tj
+	if level == aifv1.PodSecurityPrivileged {
+		level, tj = aifv1.PodSecurityBaseline, withoutCapabilities(v.tj, v.pol.Capabilities)
 	}
-	results, err := PodSecurityOf(v.tj, v.pinnedClass(), v.pol.Level)
+	results, err := PodSecurityOf(tj, v.pinnedClass(), level)
 	if err != nil {
 		v.errs = append(v.errs, field.InternalError(p, err))
 		return
@@ -432,8 +485,24 @@ func (v *validator) podSecurity(p *field.Path) {
 		if r.ForbiddenDetail != "" {
 			msg += " (" + r.ForbiddenDetail + ")"
 		}
-		v.forbid(p, "the worker pod would violate Pod Security %q: %s", v.pol.Level, msg)
+		v.forbid(p, "the worker pod would violate Pod Security %q: %s", level, msg)
 	}
+}
+
+// withoutCapabilities is tj with the granted capabilities taken out of its containers' added ones.
+func withoutCapabilities(tj *aifv1.TrainingJob, granted []string) *aifv1.TrainingJob {
+	out := tj.DeepCopy()
+	s := &out.Spec.Template.Spec
+	for _, cs := range [][]corev1.Container{s.InitContainers, s.Containers} {
+		for i := range cs {
+			if sc := cs[i].SecurityContext; sc != nil && sc.Capabilities != nil {
+				sc.Capabilities.Add = slices.DeleteFunc(sc.Capabilities.Add, func(c corev1.Capability) bool {
+					return slices.Contains(granted, strings.TrimPrefix(string(c), "CAP_"))
+				})
+			}
+		}
+	}
+	return out
 }
 
 // PodSecurityOf evaluates the worker pod that the operator builds for a run against a Pod Security level, as

@@ -84,7 +84,7 @@ func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions
 	if obs.Job == nil {
 		o = start(tj, obs, &st, &act)
 	} else {
-		if apimeta.FindStatusCondition(st.Conditions, aifv1.ConditionAccepted) == nil {
+		if c := apimeta.FindStatusCondition(st.Conditions, aifv1.ConditionAccepted); c == nil || c.Reason == aifv1.ReasonChildRefused {
 			setCondition(&st, tj, aifv1.ConditionAccepted, true, aifv1.ReasonAccepted, "the run was handed to Kueue")
 		}
 		o = follow(tj, obs, &st, &act)

@@ -65,7 +65,9 @@ func (f *Factory) startControllerManager(ctx context.Context) error {
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", p.ControllerManager), "--leader-elect=false",
 		"--tls-cert-file=" + k("kube-controller-manager.crt"), "--tls-private-key-file=" + k("kube-controller-manager.key"),
 		"--service-account-private-key-file=" + k("sa.key"), "--root-ca-file=" + k("ca.crt"),
-		"--use-service-account-credentials=false", "--controllers=*,-nodeipam", "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",
+		// Each controller acts as its own service account, as on kubeadm clusters: the tenant pod admission policy
+		// recognises the Job controller by it.
+		"--use-service-account-credentials=true", "--controllers=*,-nodeipam", "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",
 	})
 	if err != nil {
 		return err
@@ -147,6 +149,9 @@ func (f *Factory) startOperator(ctx context.Context) error {
 	}
 	if err := f.applyFile(ctx, filepath.Join(f.RepoDir, "config", "rbac", "role.yaml")); err != nil {
 		return fmt.Errorf("operator RBAC: %w", err)
+	}
+	if err := f.applyDir(ctx, filepath.Join(f.RepoDir, "config", "policy")); err != nil {
+		return fmt.Errorf("tenant pod admission policy: %w", err)
 	}
 	if err := f.bindOperator(ctx); err != nil {
 		return err

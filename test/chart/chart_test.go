@@ -221,6 +221,31 @@ func TestRBACMatchesTheMarkers(t *testing.T) {
 	}
 }
 
+// The chart ships the same tenant pod admission policy as config/policy, which the factory and kustomize use.
+func TestTenantPodPolicyMatchesConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(framework.RepoRoot(), "config", "policy", "tenant-gpu-pods.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := factory.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart := map[string]*unstructured.Unstructured{}
+	for _, u := range render(t, "") {
+		chart[u.GetKind()+"/"+u.GetName()] = u
+	}
+	for _, w := range want {
+		got := chart[w.GetKind()+"/"+w.GetName()]
+		if got == nil {
+			t.Fatalf("the chart has no %s %s", w.GetKind(), w.GetName())
+		}
+		if !equality.Semantic.DeepEqual(got.Object["spec"], w.Object["spec"]) {
+			t.Errorf("the chart's %s %s differs from config/policy", w.GetKind(), w.GetName())
+		}
+	}
+}
+
 // The Deployment runs non-root with a read-only root filesystem, requests resources, probes, and elects a
 // leader among its two replicas.
 func TestDeploymentHardening(t *testing.T) {

@@ -164,6 +164,19 @@ func TestPlainGPUWorkIsQueuedAndCounted(t *testing.T) {
 		g.Expect(queued).To(gomega.Equal(3), "both Pods and the Job are workloads of the tenant's LocalQueue")
 	})
 
+	// A Pod that names the Job as its owner: Kueue's webhook leaves such a Pod to the Job's management, so only
+	// the tenant pod admission policy (config/policy) stops it from running on a GPU node outside the quota.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		owner := &batchv1.Job{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKeyFromObject(job), owner)).To(gomega.Succeed())
+		forged := restrictedPod(ns, "forged-owner", 8)
+		forged.Spec.NodeName = "gpu-h100-3"
+		forged.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)}}
+		err := f.Client.Create(ctx, forged)
+		g.Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(gomega.BeTrue(), "got %v", err)
+		g.Expect(err.Error()).To(gomega.ContainSubstring("must be admitted by Kueue"))
+	})
+
 	// The first Pod ends: its GPU-seconds are booked to the tenant's budget, and the next workload is admitted.
 	if err := f.Client.Delete(ctx, first); err != nil {
 		t.Fatal(err)

@@ -147,6 +147,11 @@ func validatePodPolicy(p *field.Path, pp *PodPolicy) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("storageClasses").Index(i), n, msg))
 		}
 	}
+	for i, n := range pp.RuntimeClasses {
+		for _, msg := range validation.IsDNS1123Subdomain(n) {
+			errs = append(errs, field.Invalid(p.Child("runtimeClasses").Index(i), n, msg))
+		}
+	}
 	return errs
 }
 

@@ -86,6 +86,12 @@ type PodPolicy struct {
 	// storageClasses are the storage classes that generic ephemeral volumes of every tenant may use.
 	// +optional
 	StorageClasses []string `json:"storageClasses,omitempty"`
+
+	// runtimeClasses are the RuntimeClasses that TrainingJobs of every tenant may name, such as nvidia where the
+	// NVIDIA container runtime is not the node's default. A RuntimeClass adds its own tolerations and node
+	// selector to the pods, so grant only classes whose scheduling the platform controls.
+	// +optional
+	RuntimeClasses []string `json:"runtimeClasses,omitempty"`
 }
 
 // Filesystem is a parallel filesystem of the factory. Exactly one of csi and hostPath is set.

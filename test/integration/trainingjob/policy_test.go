@@ -164,6 +164,22 @@ func TestPodPolicyRefusesEscapes(t *testing.T) {
 			s.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: ptr.To("any-gpu")}}
 		}},
 		{"pod priority", "spec.template.spec.priority", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) { s.Priority = ptr.To[int32](2000000000) }},
+		{"a worker that never stops", "spec.template.spec.terminationGracePeriodSeconds", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+			s.TerminationGracePeriodSeconds = ptr.To[int64](86400)
+		}},
+		{"a runtime class not granted", "spec.template.spec.runtimeClassName", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) { s.RuntimeClassName = ptr.To("kata-gpu") }},
+		{"GPUs through the NVIDIA runtime's variable", "spec.template.spec.initContainers[0].env[0].name", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+			s.InitContainers = []corev1.Container{{Name: "peek", Image: builders.TrainerImage, Env: []corev1.EnvVar{{Name: "NVIDIA_VISIBLE_DEVICES", Value: "all"}}}}
+		}},
+		{"a Kueue label on the workers", "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", func(tj *aifv1.TrainingJob, _ *corev1.PodSpec) {
+			tj.Spec.Template.Labels = map[string]string{"kueue.x-k8s.io/queue-name": "other"}
+		}},
+		{"another tenant's network", "spec.template.metadata.annotations[k8s.v1.cni.cncf.io/networks]", func(tj *aifv1.TrainingJob, _ *corev1.PodSpec) {
+			tj.Spec.Template.Annotations = map[string]string{"k8s.v1.cni.cncf.io/networks": "hospital/ib-net"}
+		}},
+		{"staying on an unreachable node forever", "spec.template.spec.tolerations[0].tolerationSeconds", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+			s.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+		}},
 		// The schema: names that the run's Service, Job and volumes could not carry.
 		{"a name that is no Service name", "metadata.name", func(tj *aifv1.TrainingJob, _ *corev1.PodSpec) { tj.Name = "run.v2" }},
 		{"a name starting with a digit", "metadata.name", func(tj *aifv1.TrainingJob, _ *corev1.PodSpec) { tj.Name = "2run" }},
@@ -176,6 +192,28 @@ func TestPodPolicyRefusesEscapes(t *testing.T) {
 	}
 	if len(cases) < 30 {
 		t.Fatalf("the attack table has %d cases, fewer than the 30 it is meant to cover", len(cases))
+	}
+	// The tenant at the privileged Pod Security level, granted IPC_LOCK: the rest of the policy still holds, and
+	// its pods must still pass baseline but for the granted capability.
+	privileged := []struct {
+		name  string
+		field string
+		edit  func(tj *aifv1.TrainingJob, s *corev1.PodSpec)
+	}{
+		{"an unconfined SELinux type at the privileged level", "spec.template", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+			s.SecurityContext = &corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}}
+		}},
+		{"SYS_ADMIN beside the granted IPC_LOCK", "spec.template.spec.containers[0].securityContext.capabilities.add[1]", func(_ *aifv1.TrainingJob, s *corev1.PodSpec) {
+			securityContext(trainer(s)).Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"IPC_LOCK", "SYS_ADMIN"}}
+		}},
+	}
+	for i, tc := range privileged {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Create(ctx, tweak(rdmaNS, fmt.Sprintf("attack-rdma-%d", i), tc.edit), client.DryRunAll)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("want an Invalid refusal naming %s, got %v", tc.field, err)
+			}
+		})
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

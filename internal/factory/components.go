@@ -150,7 +150,7 @@ func (f *Factory) startOperator(ctx context.Context) error {
 	if err := f.applyFile(ctx, filepath.Join(f.RepoDir, "config", "rbac", "role.yaml")); err != nil {
 		return fmt.Errorf("operator RBAC: %w", err)
 	}
-	if err := f.applyDir(ctx, filepath.Join(f.RepoDir, "config", "policy")); err != nil {
+	if err := f.applyFile(ctx, filepath.Join(f.RepoDir, "config", "policy", "tenant-gpu-pods.yaml")); err != nil {
 		return fmt.Errorf("tenant pod admission policy: %w", err)
 	}
 	if err := f.bindOperator(ctx); err != nil {

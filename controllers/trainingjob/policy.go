@@ -39,12 +39,13 @@ var reservedAnnotationPrefixes = []string{"kueue.x-k8s.io/", "k8s.v1.cni.cncf.io
 const datasetVolumePrefix = "dataset-"
 
 // IsGPUResource reports whether a resource name is a GPU or a slice of one: the resource of a known class, the
-// NVIDIA device plugin's GPUs (shared ones too) and MIG slices, or AMD's and Intel's GPUs.
+// NVIDIA device plugin's GPUs (shared ones too) and MIG slices, or AMD's, Intel's and Habana's accelerators: the
+// same prefixes as the tenant pod admission policy (config/policy).
 func IsGPUResource(name corev1.ResourceName, classes map[string]gpuclass.Class) bool {
 	n := string(name)
 	switch {
 	case strings.HasPrefix(n, configv1.DefaultGPUResource), strings.HasPrefix(n, gpuclass.MIGResourcePrefix),
-		n == "amd.com/gpu", strings.HasPrefix(n, "gpu.intel.com/"):
+		strings.HasPrefix(n, "amd.com/"), strings.HasPrefix(n, "gpu.intel.com/"), strings.HasPrefix(n, "habana.ai/"):
 		return true
 	}
 	for _, c := range classes {

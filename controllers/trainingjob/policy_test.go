@@ -107,7 +107,7 @@ func TestIsGPUResource(t *testing.T) {
 	classes := policyClasses()
 	for name, want := range map[corev1.ResourceName]bool{
 		"nvidia.com/gpu": true, "nvidia.com/gpu.shared": true, "nvidia.com/mig-3g.40gb": true, "amd.com/gpu": true,
-		"gpu.intel.com/i915": true, "cpu": false, "memory": false, "rdma/hca_shared_devices_a": false, "nvidia.com/hostdev": false,
+		"gpu.intel.com/i915": true, "habana.ai/gaudi": true, "amd.com/cpx_nps4": true, "cpu": false, "memory": false, "rdma/hca_shared_devices_a": false, "nvidia.com/hostdev": false,
 	} {
 		if got := IsGPUResource(name, classes); got != want {
 			t.Errorf("%s: got %t, want %t", name, got, want)

@@ -56,7 +56,11 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(condition(tenant(t, name), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
+		tq := tenant(t, name)
+		g.Expect(condition(tq, aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
+		// The last thing the operator settles: both namespaces labelled and probed for Kueue's gate (which this
+		// suite's Kueue, running without its webhooks, does not set).
+		g.Expect(condition(tq, aifv1.ConditionIsolated).Reason).To(gomega.Equal(aifv1.ReasonPodsNotGated))
 		lq := &kueue.LocalQueue{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "inline-later", Name: "default"}, lq)).To(gomega.Succeed())
 		g.Expect(lq.Spec.ClusterQueue).To(gomega.Equal(kueue.ClusterQueueReference(tenantquota.ClusterQueueName(name))))

@@ -3,6 +3,7 @@ package trainingjob
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -98,12 +99,12 @@ func (v *validator) restricted() bool { return v.pol.Level == aifv1.PodSecurityR
 
 // metadata refuses labels and annotations that steer Kueue, the Job controller or the pod network.
 func (v *validator) metadata(p *field.Path, m *metav1.ObjectMeta) {
-	for _, k := range sortedKeys(m.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
 		if slices.ContainsFunc(reservedLabelPrefixes, func(pre string) bool { return strings.HasPrefix(k, pre) }) {
 			v.forbid(p.Child("labels").Key(k), "labels under %s are set by Kueue and the Job controller", strings.Join(reservedLabelPrefixes, ", "))
 		}
 	}
-	for _, k := range sortedKeys(m.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
 		if slices.ContainsFunc(reservedAnnotationPrefixes, func(pre string) bool { return strings.HasPrefix(k, pre) }) {
 			v.forbid(p.Child("annotations").Key(k), "annotations under %s are not allowed: they steer Kueue or attach the pod to networks", strings.Join(reservedAnnotationPrefixes, ", "))
 		}
@@ -204,7 +205,7 @@ func (v *validator) placement(ps *field.Path, s *corev1.PodSpec) {
 		}
 	}
 	pinned, gpuLabels := v.pinnedClass(), v.gpuLabelKeys()
-	for _, k := range sortedKeys(s.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(s.NodeSelector)) {
 		if !gpuLabels[k] {
 			continue
 		}
@@ -447,21 +448,12 @@ func (v *validator) noGPUs(p *field.Path, r *corev1.ResourceRequirements) {
 		name string
 		list corev1.ResourceList
 	}{{"requests", r.Requests}, {"limits", r.Limits}} {
-		for _, name := range sortedKeys(part.list) {
+		for _, name := range slices.Sorted(maps.Keys(part.list)) {
 			if IsGPUResource(name, v.classes) {
 				v.forbid(p.Child(part.name).Key(string(name)), "GPUs come only from spec.gpusPerNode, which the operator gives to the first container")
 			}
 		}
 	}
-}
-
-func sortedKeys[K ~string, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 var podSecurityEvaluator = sync.OnceValues(func() (pspolicy.Evaluator, error) {

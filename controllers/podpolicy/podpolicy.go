@@ -22,6 +22,9 @@ const (
 	AuditVersionLabel   = "pod-security.kubernetes.io/audit-version"
 )
 
+// NamespaceLabelKeys are the keys of NamespaceLabels, which the operator owns on tenant namespaces.
+var NamespaceLabelKeys = []string{aifv1.TenantLabel, EnforceLabel, EnforceVersionLabel, WarnLabel, WarnVersionLabel, AuditLabel, AuditVersionLabel}
+
 // NamespaceLabels are the labels a tenant namespace carries: the tenant's name, which selects the namespace for
 // Kueue's management of Jobs and Pods without a queue, and Pod Security admission at the tenant's level.
 func NamespaceLabels(tenant string, level aifv1.PodSecurityLevel) map[string]string {

@@ -216,11 +216,12 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 	if tq.DeletionTimestamp != nil {
 		return nil
 	}
+	labels := podpolicy.NamespaceLabels(tq.Name, podpolicy.For(r.Config, tq).Level)
 	for _, ns := range namespaces {
 		if !obs.Existing[ns] {
 			continue
 		}
-		if err := r.labelNamespace(ctx, ns, obs.NamespaceLabels[ns], podpolicy.NamespaceLabels(tq.Name, podpolicy.For(r.Config, tq).Level)); err != nil {
+		if err := r.labelNamespace(ctx, ns, obs.NamespaceLabels[ns], labels); err != nil {
 			return err
 		}
 		lq := obs.LocalQueues[ns]

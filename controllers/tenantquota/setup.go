@@ -107,7 +107,7 @@ func tenantsBy(c client.Client, index string, key func(client.Object) string) ha
 // tenantLabelsChanged passes namespace updates that change a label the operator sets on tenant namespaces, so
 // that a label someone removed or changed is set again.
 func tenantLabelsChanged(e event.UpdateEvent) bool {
-	for k := range podpolicy.NamespaceLabels("", "") {
+	for _, k := range podpolicy.NamespaceLabelKeys {
 		if e.ObjectOld.GetLabels()[k] != e.ObjectNew.GetLabels()[k] {
 			return true
 		}

@@ -314,12 +314,10 @@ metadata: {name: escape, namespace: ` + ns + `}
 spec: {filesystem: lustre-datasets, path: "` + path + `", access: ReadOnly, classification: public}
 `
 		framework.Eventually(t, func(g gomega.Gomega) {
-			cmd := exec.Command(kubectl, "--kubeconfig", f.Kubeconfig, "apply", "-f", "-")
-			cmd.Stdin = strings.NewReader(yaml)
-			out, err := cmd.CombinedOutput()
+			out, err := kubectlApply(yaml)
 			g.Expect(err).To(gomega.HaveOccurred(), "path %s must be refused: %s", path, out)
-			g.Expect(string(out)).To(gomega.ContainSubstring("spec.path"))
-			g.Expect(string(out)).To(gomega.ContainSubstring(why))
+			g.Expect(out).To(gomega.ContainSubstring("spec.path"))
+			g.Expect(out).To(gomega.ContainSubstring(why))
 		})
 	}
 	err := f.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "escape"}, &aifv1.DatasetMount{})

@@ -60,6 +60,9 @@ const (
 	ClassificationHealth DataClassification = "health"
 )
 
+// Classifications are the data classes from the least to the most sensitive.
+var Classifications = []DataClassification{ClassificationPublic, ClassificationInternal, ClassificationPersonal, ClassificationHealth}
+
 // Condition types and reasons shared by the kinds. Kind-specific ones live beside each kind.
 const (
 	// ConditionReady is True when the object's children exist and are usable.

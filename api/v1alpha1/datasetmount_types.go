@@ -32,6 +32,15 @@ const (
 	ReasonNotPermitted = "NotPermitted"
 	// ReasonNoTenant means the namespace belongs to no TenantQuota.
 	ReasonNoTenant = "NoTenant"
+	// ReasonPathUnsafe means the path crosses a symbolic link or a component that is not a folder; the message
+	// names the component.
+	ReasonPathUnsafe = "PathUnsafe"
+	// ReasonPathUnavailable means the path does not exist on the filesystem (yet), or the operator cannot reach
+	// it; the operator looks again every minute.
+	ReasonPathUnavailable = "PathUnavailable"
+	// ReasonTenantChanged means the namespace now belongs to another TenantQuota than the one that granted the
+	// dataset; the DatasetMount must be deleted and declared again.
+	ReasonTenantChanged = "TenantChanged"
 	// ReasonInUse means deletion waits for TrainingJobs that use the dataset.
 	ReasonInUse = "InUse"
 	// ReasonVerificationDisabled means spec.verification is None.
@@ -42,7 +51,8 @@ const (
 	ReasonVerificationRunning = "VerificationRunning"
 	// ReasonVerificationSucceeded means the manifest digest is in status.manifest.
 	ReasonVerificationSucceeded = "VerificationSucceeded"
-	// ReasonVerificationFailed means the verification Job failed; the message says why.
+	// ReasonVerificationFailed means the verification Job failed or could not run before its deadline; the
+	// message says why.
 	ReasonVerificationFailed = "VerificationFailed"
 )
 
@@ -113,6 +123,11 @@ type DatasetMountStatus struct {
 	// subPath is the folder inside the volume that pods mount, for filesystems mounted whole.
 	// +optional
 	SubPath string `json:"subPath,omitempty"`
+
+	// tenant is the TenantQuota that granted the dataset when its volume was made. A namespace that moves to
+	// another TenantQuota loses its datasets (Ready False, TenantChanged).
+	// +optional
+	Tenant string `json:"tenant,omitempty"`
 
 	// manifest is the result of the last successful verification.
 	// +optional

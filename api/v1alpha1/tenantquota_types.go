@@ -263,6 +263,12 @@ type StorageRoot struct {
 	// +optional
 	// +kubebuilder:default=ReadOnly
 	Access Access `json:"access,omitempty"`
+
+	// classification is the lowest data class of what lies under this root, set by the platform team: a
+	// DatasetMount under it may not declare a lower one (public < internal < personal < health). Where roots
+	// nest, the highest of them applies. Unset: the DatasetMount's own declaration stands.
+	// +optional
+	Classification DataClassification `json:"classification,omitempty"`
 }
 
 // TenantQuotaStatus is what the operator observed of the tenant.

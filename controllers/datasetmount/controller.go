@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,12 +22,15 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
 
 // Reconciler binds a DatasetMount's folder as a PersistentVolume and claim, verifies it, and protects it while
@@ -35,6 +39,8 @@ type Reconciler struct {
 	Client   client.Client
 	Config   *configv1.Configuration
 	Recorder events.EventRecorder
+	// Clock tells the time of verification deadlines; nil means the real clock.
+	Clock clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=datasetmounts,verbs=get;list;watch;update;patch
@@ -53,9 +59,31 @@ type observed struct {
 	fs       *configv1.Filesystem
 	invalid  field.ErrorList
 	noTenant bool
-	claim    *corev1.PersistentVolumeClaim
-	users    []string
-	verify   verification
+	// tenant is the TenantQuota that owns the namespace now; empty without one.
+	tenant string
+	// pathErr is why the path cannot be resolved without symbolic links, nil when it can.
+	pathErr error
+	claim   *corev1.PersistentVolumeClaim
+	users   []string
+	// running are the users whose pods may be running (an attempt's Job exists).
+	running []string
+	verify  verification
+	now     time.Time
+}
+
+// granted reports whether the tenant may use the dataset now: the spec is permitted, the namespace still
+// belongs to the tenant that granted it, and the path resolves without symbolic links.
+func (o *observed) granted(dsm *aifv1.DatasetMount) bool {
+	return len(o.invalid) == 0 && !o.tenantChanged(dsm) && o.pathErr == nil
+}
+
+// unsafe reports whether the path crosses a symbolic link or a file.
+func (o *observed) unsafe() bool {
+	return isPathError(o.pathErr) && !safepath.IsMissing(o.pathErr)
+}
+
+func (o *observed) tenantChanged(dsm *aifv1.DatasetMount) bool {
+	return dsm.Status.Tenant != "" && o.tenant != "" && o.tenant != dsm.Status.Tenant
 }
 
 // Reconcile brings one DatasetMount's volume, claim, verification and status up to date.
@@ -68,61 +96,108 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, dsm); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	users, err := Users(ctx, r.Client, dsm)
+	jobs, err := usersOf(ctx, r.Client, dsm)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	users := unfinished(jobs)
 	if err := r.syncFinalizers(ctx, dsm, users); err != nil {
 		return ctrl.Result{}, err
 	}
 	if dsm.DeletionTimestamp != nil {
 		return ctrl.Result{}, r.finalize(ctx, dsm, users)
 	}
-	obs, err := r.observe(ctx, dsm, users)
+	obs, err := r.observe(ctx, dsm, jobs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if len(obs.invalid) == 0 {
+	switch {
+	case obs.granted(dsm):
 		if obs.claim, err = r.ensureVolume(ctx, dsm, obs.fs); err != nil {
 			return ctrl.Result{}, err
 		}
 		if obs.verify, err = r.ensureVerification(ctx, dsm, obs); err != nil {
 			return ctrl.Result{}, err
 		}
-	}
-	return ctrl.Result{}, r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
-}
-
-func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, users []string) (*observed, error) {
-	obs := &observed{users: users}
-	for i := range r.Config.Filesystems {
-		if r.Config.Filesystems[i].Name == dsm.Spec.Filesystem {
-			obs.fs = &r.Config.Filesystems[i]
+	case obs.pathErr != nil && !obs.unsafe():
+		// The path is missing or out of reach for now: nothing new is made, and what exists stays.
+	case len(obs.running) == 0:
+		// Revoked: without the claim and the volume no new pod can mount the data. Runs that are still
+		// running keep them until they end.
+		if err := r.deleteVolume(ctx, dsm); err != nil {
+			return ctrl.Result{}, err
 		}
 	}
+	return requeue(dsm, obs, r.Config), r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
+}
+
+// requeue asks for another pass when a missing path may have appeared (each minute) or when a verification
+// reaches its deadline.
+func requeue(dsm *aifv1.DatasetMount, obs *observed, cfg *configv1.Configuration) ctrl.Result {
+	if obs.pathErr != nil && !isPathError(obs.pathErr) || safepath.IsMissing(obs.pathErr) {
+		return ctrl.Result{RequeueAfter: time.Minute}
+	}
+	if obs.verify.running {
+		if left := verificationDeadline(dsm, cfg).Sub(obs.now); left > 0 {
+			return ctrl.Result{RequeueAfter: left}
+		}
+	}
+	return ctrl.Result{}
+}
+
+func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs []aifv1.TrainingJob) (*observed, error) {
+	obs := &observed{users: unfinished(jobs), running: running(jobs), fs: filesystem(r.Config, dsm.Spec.Filesystem), now: r.now()}
 	tenant, err := TenantOf(ctx, r.Client, dsm.Namespace)
 	if err != nil {
 		return nil, err
 	}
+	if tenant != nil {
+		obs.tenant = tenant.Name
+	}
 	obs.noTenant = tenant == nil
 	obs.invalid = ValidateDatasetMount(dsm, tenant, r.Config)
+	if len(obs.invalid) == 0 {
+		obs.pathErr = CheckPath(r.Config, dsm)
+	}
 	return obs, nil
 }
 
-// Users lists the unfinished TrainingJobs of the namespace that mount the DatasetMount.
-func Users(ctx context.Context, c client.Reader, dsm *aifv1.DatasetMount) ([]string, error) {
+func (r *Reconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
+}
+
+func usersOf(ctx context.Context, c client.Reader, dsm *aifv1.DatasetMount) ([]aifv1.TrainingJob, error) {
 	var jobs aifv1.TrainingJobList
 	if err := c.List(ctx, &jobs, client.InNamespace(dsm.Namespace), client.MatchingFields{TrainingJobDatasetIndex: dsm.Name}); err != nil {
 		return nil, fmt.Errorf("listing training jobs: %w", err)
 	}
+	return jobs.Items, nil
+}
+
+// unfinished are the names of the runs that have not ended, sorted.
+func unfinished(jobs []aifv1.TrainingJob) []string {
+	return namesWhere(jobs, func(p aifv1.TrainingJobPhase) bool { return p != aifv1.PhaseSucceeded && p != aifv1.PhaseFailed })
+}
+
+// running are the names of the runs whose current attempt may have pods, sorted.
+func running(jobs []aifv1.TrainingJob) []string {
+	return namesWhere(jobs, func(p aifv1.TrainingJobPhase) bool {
+		return p == aifv1.PhaseAdmitted || p == aifv1.PhaseRunning || p == aifv1.PhaseRestarting
+	})
+}
+
+func namesWhere(jobs []aifv1.TrainingJob, keep func(aifv1.TrainingJobPhase) bool) []string {
 	var out []string
-	for _, tj := range jobs.Items {
-		if tj.Status.Phase != aifv1.PhaseSucceeded && tj.Status.Phase != aifv1.PhaseFailed {
+	for _, tj := range jobs {
+		if keep(tj.Status.Phase) {
 			out = append(out, tj.Name)
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out
 }
 
 // DatasetsOf are the DatasetMounts a TrainingJob mounts.
@@ -168,23 +243,38 @@ func (r *Reconciler) finalize(ctx context.Context, dsm *aifv1.DatasetMount, user
 			Message: "deletion waits for TrainingJobs that use the dataset: " + strings.Join(users, ", ")})
 		return r.writeStatus(ctx, dsm, *st)
 	}
-	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: dsm.Namespace, Name: ClaimName(dsm)}}
-	if err := r.Client.Delete(ctx, claim); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting claim: %w", err)
+	if err := r.deleteVolume(ctx, dsm); err != nil {
+		return err
+	}
+	if controllerutil.RemoveFinalizer(dsm, aifv1.CleanupFinalizer) {
+		if err := r.Client.Update(ctx, dsm); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("removing finalizer: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteVolume deletes the claim and the volume object (reclaim policy Retain: the data stays untouched), where
+// they exist; both are read from the cache first so that a pass without them writes nothing.
+func (r *Reconciler) deleteVolume(ctx context.Context, dsm *aifv1.DatasetMount) error {
+	claim := &corev1.PersistentVolumeClaim{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}, claim); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("reading claim: %w", err)
+	case claim.DeletionTimestamp == nil && metav1.IsControlledBy(claim, dsm):
+		if err := r.Client.Delete(ctx, claim); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting claim: %w", err)
+		}
 	}
 	pv := &corev1.PersistentVolume{}
 	switch err := r.Client.Get(ctx, types.NamespacedName{Name: VolumeName(dsm)}, pv); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("reading volume: %w", err)
-	case ownsVolume(dsm, pv):
+	case pv.DeletionTimestamp == nil && ownsVolume(dsm, pv):
 		if err := r.Client.Delete(ctx, pv); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting volume: %w", err)
-		}
-	}
-	if controllerutil.RemoveFinalizer(dsm, aifv1.CleanupFinalizer) {
-		if err := r.Client.Update(ctx, dsm); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("removing finalizer: %w", err)
 		}
 	}
 	return nil
@@ -223,83 +313,179 @@ func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, 
 // verification is the state of the current generation's verification.
 type verification struct {
 	running bool
+	// waiting says why a running verification has not started, such as a pod that no node takes.
+	waiting string
 	result  *manifest.Result
 	failure string
 }
 
 // ensureVerification starts the verification Job of the current generation once the claim is bound, and reads
-// its result when it has finished.
+// its result when it has finished. A verification that has not finished by its deadline fails, and its Job is
+// deleted.
 func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) (verification, error) {
-	if dsm.Spec.Verification == aifv1.VerificationNone || obs.claim.Status.Phase != corev1.ClaimBound || verifiedNow(dsm) {
+	if dsm.Spec.Verification == aifv1.VerificationNone || obs.claim.Status.Phase != corev1.ClaimBound || verificationFinal(dsm) {
 		return verification{}, nil
 	}
 	if r.Config.Verification.Image == "" {
 		return verification{failure: "no verification image is configured (verification.image in the operator configuration)"}, nil
 	}
+	classes, err := gpuclass.Known(ctx, r.Client)
+	if err != nil {
+		return verification{}, err
+	}
+	want := VerificationJob(dsm, SubPath(dsm, obs.fs), &r.Config.Verification, classes)
 	job := &batchv1.Job{}
-	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: VerificationJobName(dsm)}, job); {
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: want.Name}, job); {
 	case apierrors.IsNotFound(err):
-		job = VerificationJob(dsm, SubPath(dsm, obs.fs), r.Config.Verification.Image)
-		if err := r.Client.Create(ctx, job); client.IgnoreAlreadyExists(err) != nil {
+		if err := r.Client.Create(ctx, want); client.IgnoreAlreadyExists(err) != nil {
 			return verification{}, fmt.Errorf("creating verification job: %w", err)
 		}
 		return verification{running: true}, nil
 	case err != nil:
 		return verification{}, fmt.Errorf("reading verification job: %w", err)
 	}
-	done, failed := jobFinished(job)
-	if !done {
-		return verification{running: true}, nil
-	}
-	msg, err := r.terminationMessage(ctx, job)
+	pods, err := r.verificationPods(ctx, job, want)
 	if err != nil {
 		return verification{}, err
 	}
+	v := readVerification(job, pods)
+	if v.running && !obs.now.Before(verificationDeadline(dsm, r.Config)) {
+		if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return verification{}, fmt.Errorf("deleting the overdue verification job: %w", err)
+		}
+		why := "no node ran it"
+		if v.waiting != "" {
+			why = v.waiting
+		}
+		return verification{failure: fmt.Sprintf("the verification did not finish within %ds (verification.deadlineSeconds): %s", *r.Config.Verification.DeadlineSeconds, why)}, nil
+	}
+	return v, nil
+}
+
+// verificationFinal reports whether the current generation's verification has ended, in success or failure; it
+// is not repeated until the spec changes.
+func verificationFinal(dsm *aifv1.DatasetMount) bool {
+	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionVerified)
+	if c == nil || c.ObservedGeneration != dsm.Generation {
+		return false
+	}
+	switch c.Reason {
+	case aifv1.ReasonVerificationFailed:
+		return true
+	case aifv1.ReasonVerificationSucceeded:
+		return dsm.Status.Manifest != nil && dsm.Status.Manifest.Mode == dsm.Spec.Verification
+	}
+	return false
+}
+
+// verificationDeadline is when the current generation's verification must have finished: deadlineSeconds
+// after it started running.
+func verificationDeadline(dsm *aifv1.DatasetMount, cfg *configv1.Configuration) time.Time {
+	d := time.Duration(configv1.DefaultVerificationDeadlineSeconds) * time.Second
+	if cfg.Verification.DeadlineSeconds != nil {
+		d = time.Duration(*cfg.Verification.DeadlineSeconds) * time.Second
+	}
+	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionVerified)
+	if c == nil || c.Reason != aifv1.ReasonVerificationRunning || c.ObservedGeneration != dsm.Generation {
+		return time.Now().Add(d)
+	}
+	return c.LastTransitionTime.Add(d)
+}
+
+// readVerification reads a verification Job and the pods that may speak for it.
+func readVerification(job *batchv1.Job, pods []corev1.Pod) verification {
+	done, failed, why := jobFinished(job)
+	if !done {
+		return verification{running: true, waiting: waitingFor(pods)}
+	}
+	msg := ""
+	for _, p := range pods {
+		if m, ok := resultOf(&p, !failed); ok {
+			msg = m
+			break
+		}
+	}
 	if failed {
-		return verification{failure: "the verification job failed: " + msg}, nil
+		return verification{failure: strings.TrimSpace("the verification job failed: " + why + " " + msg)}
 	}
 	var res manifest.Result
 	if err := json.Unmarshal([]byte(msg), &res); err != nil || !strings.HasPrefix(res.Digest, "sha256:") {
-		return verification{failure: fmt.Sprintf("the verification job reported no manifest: %q", msg)}, nil
+		return verification{failure: fmt.Sprintf("the verification job reported no manifest: %q", msg)}
 	}
-	return verification{result: &res}, nil
+	return verification{result: &res}
 }
 
-func verifiedNow(dsm *aifv1.DatasetMount) bool {
-	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionVerified)
-	return c != nil && c.ObservedGeneration == dsm.Generation && c.Reason != aifv1.ReasonVerificationRunning &&
-		dsm.Status.Manifest != nil && dsm.Status.Manifest.Mode == dsm.Spec.Verification
-}
-
-func jobFinished(job *batchv1.Job) (done, failed bool) {
+func jobFinished(job *batchv1.Job) (done, failed bool, why string) {
 	for _, c := range job.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
 		}
 		switch c.Type {
 		case batchv1.JobComplete:
-			return true, false
+			return true, false, ""
 		case batchv1.JobFailed:
-			return true, true
+			return true, true, strings.TrimSpace(c.Reason + ": " + c.Message)
 		}
 	}
-	return false, false
+	return false, false, ""
 }
 
-// terminationMessage reads what the verification container wrote to its termination log.
-func (r *Reconciler) terminationMessage(ctx context.Context, job *batchv1.Job) (string, error) {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return "", fmt.Errorf("listing verification pods: %w", err)
+// resultOf is the termination message of a pod's verify container, if it terminated with the expected
+// outcome (exit code 0 for a success).
+func resultOf(p *corev1.Pod, success bool) (string, bool) {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == verifyContainer && cs.State.Terminated != nil && (cs.State.Terminated.ExitCode == 0) == success {
+			return strings.TrimSpace(cs.State.Terminated.Message), true
+		}
 	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name == "verify" && cs.State.Terminated != nil {
-				return strings.TrimSpace(cs.State.Terminated.Message), nil
+	return "", false
+}
+
+// waitingFor says why a verification pod does not run yet, if the scheduler said so.
+func waitingFor(pods []corev1.Pod) string {
+	for _, p := range pods {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
+				return fmt.Sprintf("pod %s is not scheduled: %s", p.Name, c.Message)
 			}
 		}
 	}
-	return "", nil
+	return ""
+}
+
+// verificationPods are the pods whose result counts for the verification Job: controlled by that Job (by
+// UID) and running exactly the verification the operator builds (same containers, same volumes, no
+// ephemeral containers). Anyone who may create pods in the namespace can give a pod the Job's labels and even
+// an owner reference to it; such a pod counts only if it runs the operator's own verifier on the dataset,
+// and then its result is the true one.
+func (r *Reconciler) verificationPods(ctx context.Context, job, want *batchv1.Job) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return nil, fmt.Errorf("listing verification pods: %w", err)
+	}
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if metav1.IsControlledBy(&p, job) && RunsVerification(&p.Spec, &want.Spec.Template.Spec) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// RunsVerification reports whether a pod's spec runs the verification that want describes: the same single
+// container (name, image, command, arguments, environment, mounts), no init or ephemeral containers, and the
+// same volumes.
+func RunsVerification(got, want *corev1.PodSpec) bool {
+	if len(got.Containers) != 1 || len(want.Containers) != 1 || len(got.InitContainers) > 0 || len(got.EphemeralContainers) > 0 {
+		return false
+	}
+	g, w := &got.Containers[0], &want.Containers[0]
+	if g.Name != w.Name || g.Image != w.Image || !slices.Equal(g.Command, w.Command) || !slices.Equal(g.Args, w.Args) ||
+		len(g.Env) > 0 || len(g.EnvFrom) > 0 || !equality.Semantic.DeepEqual(g.VolumeMounts, w.VolumeMounts) {
+		return false
+	}
+	return equality.Semantic.DeepEqual(got.Volumes, want.Volumes)
 }
 
 // writeStatus writes the status if it changed, then records events for changed conditions.

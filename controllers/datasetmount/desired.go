@@ -2,6 +2,8 @@ package datasetmount
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -12,6 +14,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/controllers/names"
 )
 
@@ -75,7 +78,11 @@ func PersistentVolume(dsm *aifv1.DatasetMount, fs *configv1.Filesystem) *corev1.
 	readOnly := dsm.Spec.Access != aifv1.ReadWrite
 	switch {
 	case fs.CSI != nil:
-		pv.Spec.MountOptions = fs.CSI.MountOptions
+		pv.Spec.MountOptions = slices.Clone(fs.CSI.MountOptions)
+		if readOnly && !slices.Contains(pv.Spec.MountOptions, "ro") {
+			// The driver mounts the volume read-only on the node, whatever the pod asks for.
+			pv.Spec.MountOptions = append(slices.DeleteFunc(pv.Spec.MountOptions, func(o string) bool { return o == "rw" }), "ro")
+		}
 		src := &corev1.CSIPersistentVolumeSource{
 			Driver:       fs.CSI.Driver,
 			VolumeHandle: expand(fs.CSI.VolumeHandle, dsm.Spec.Path),
@@ -131,44 +138,101 @@ func VerificationJobName(dsm *aifv1.DatasetMount) string {
 	return names.Short("verify-"+dsm.Name, 63-len(suffix)) + suffix
 }
 
+// verifyContainer is the name of the verification Job's container.
+const verifyContainer = "verify"
+
 // VerificationJob walks the dataset read-only with the operator's own binary and reports the manifest as the
-// container's termination message. It passes the restricted Pod Security profile.
-func VerificationJob(dsm *aifv1.DatasetMount, subPath, image string) *batchv1.Job {
+// container's termination message. It passes the restricted Pod Security profile, runs as the configured user
+// and group, goes to the nodes where the filesystems are mounted (the configured selector, or the nodes of any
+// GPU class, tolerating their taints), and has a deadline.
+func VerificationJob(dsm *aifv1.DatasetMount, subPath string, cfg *configv1.Verification, classes map[string]gpuclass.Class) *batchv1.Job {
 	const mount = "/dataset"
+	uid, gid, deadline := configv1.DefaultVerificationUID, configv1.DefaultVerificationUID, configv1.DefaultVerificationDeadlineSeconds
+	if cfg.RunAsUser != nil {
+		uid = *cfg.RunAsUser
+	}
+	if cfg.RunAsGroup != nil {
+		gid = *cfg.RunAsGroup
+	}
+	if cfg.DeadlineSeconds != nil {
+		deadline = *cfg.DeadlineSeconds
+	}
+	spec := corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyNever,
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(uid),
+			RunAsGroup:     ptr.To(gid),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{{
+			Name:                     verifyContainer,
+			Image:                    cfg.Image,
+			Args:                     []string{"verify-dataset", "--root=" + mount, "--mode=" + string(dsm.Spec.Verification)},
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			SecurityContext: &corev1.SecurityContext{
+				AllowPrivilegeEscalation: ptr.To(false),
+				ReadOnlyRootFilesystem:   ptr.To(true),
+				RunAsNonRoot:             ptr.To(true),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			},
+			VolumeMounts: []corev1.VolumeMount{{Name: "dataset", MountPath: mount, SubPath: subPath, ReadOnly: true}},
+		}},
+		Volumes: []corev1.Volume{{Name: "dataset", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ClaimName(dsm), ReadOnly: true},
+		}}},
+	}
+	placeVerification(&spec, cfg, classes)
 	return &batchv1.Job{
 		ObjectMeta: childMeta(dsm, VerificationJobName(dsm)),
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To[int32](0),
+			ActiveDeadlineSeconds:   ptr.To(deadline),
 			TTLSecondsAfterFinished: ptr.To[int32](86400),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
 					aifv1.ManagedByLabel: aifv1.ManagedByValue, aifv1.DatasetMountLabel: names.Short(dsm.Name, 63),
 				}},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					AutomountServiceAccountToken: ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:                     "verify",
-						Image:                    image,
-						Args:                     []string{"verify-dataset", "--root=" + mount, "--mode=" + string(dsm.Spec.Verification)},
-						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							RunAsNonRoot:             ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-						VolumeMounts: []corev1.VolumeMount{{Name: "dataset", MountPath: mount, SubPath: subPath, ReadOnly: true}},
-					}},
-					Volumes: []corev1.Volume{{Name: "dataset", VolumeSource: corev1.VolumeSource{
-						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ClaimName(dsm), ReadOnly: true},
-					}}},
-				},
+				Spec: spec,
 			},
 		},
+	}
+}
+
+// placeVerification sends verification pods where the filesystems are mounted: the configured node selector
+// and tolerations, or else the nodes of any GPU class (one node selector term per class) with the tolerations
+// of them all.
+func placeVerification(spec *corev1.PodSpec, cfg *configv1.Verification, classes map[string]gpuclass.Class) {
+	spec.NodeSelector = maps.Clone(cfg.NodeSelector)
+	spec.Tolerations = slices.Clone(cfg.Tolerations)
+	if len(cfg.NodeSelector) > 0 && len(cfg.Tolerations) > 0 {
+		return
+	}
+	var terms []corev1.NodeSelectorTerm
+	var tolerations []corev1.Toleration
+	for _, name := range slices.Sorted(maps.Keys(classes)) {
+		c := classes[name]
+		var term corev1.NodeSelectorTerm
+		for _, k := range slices.Sorted(maps.Keys(c.NodeLabels)) {
+			term.MatchExpressions = append(term.MatchExpressions, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{c.NodeLabels[k]}})
+		}
+		if len(term.MatchExpressions) > 0 {
+			terms = append(terms, term)
+		}
+		for _, t := range c.Tolerations {
+			if !slices.ContainsFunc(tolerations, func(o corev1.Toleration) bool { return o.MatchToleration(&t) }) {
+				tolerations = append(tolerations, t)
+			}
+		}
+	}
+	if len(cfg.NodeSelector) == 0 && len(terms) > 0 {
+		spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms},
+		}}
+	}
+	if len(cfg.Tolerations) == 0 {
+		spec.Tolerations = tolerations
 	}
 }

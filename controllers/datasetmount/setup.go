@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
@@ -19,12 +21,23 @@ import (
 // TrainingJobDatasetIndex indexes TrainingJobs by the DatasetMounts they mount (datasets and checkpoint).
 const TrainingJobDatasetIndex = "spec.datasetMounts"
 
+// TenantIndex indexes DatasetMounts by the TenantQuota that granted them (status.tenant).
+const TenantIndex = "status.tenant"
+
 // SetupWithManager registers the index, the controller and the admission webhook.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &aifv1.TrainingJob{}, TrainingJobDatasetIndex, func(o client.Object) []string {
 		return DatasetsOf(o.(*aifv1.TrainingJob))
 	}); err != nil {
 		return fmt.Errorf("indexing training jobs by dataset: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &aifv1.DatasetMount{}, TenantIndex, func(o client.Object) []string {
+		if t := o.(*aifv1.DatasetMount).Status.Tenant; t != "" {
+			return []string{t}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing dataset mounts by tenant: %w", err)
 	}
 	err := ctrl.NewControllerManagedBy(mgr).Named("datasetmount").
 		For(&aifv1.DatasetMount{}).
@@ -41,6 +54,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := ctrl.NewWebhookManagedBy(mgr, &aifv1.DatasetMount{}).WithValidator(&Validator{Reader: mgr.GetClient(), Config: r.Config}).Complete(); err != nil {
 		return fmt.Errorf("setting up the datasetmount webhook: %w", err)
 	}
+	mgr.GetWebhookServer().Register(PodPath, &webhook.Admission{Handler: &PodValidator{
+		Reader: mgr.GetClient(), Config: r.Config, Decoder: admission.NewDecoder(mgr.GetScheme()),
+	}})
 	return nil
 }
 
@@ -80,21 +96,32 @@ func datasetsOfJob(_ context.Context, o client.Object) []reconcile.Request {
 	return out
 }
 
-// datasetsOfTenant re-checks the DatasetMounts of a tenant's namespaces when its roots or classes change.
+// datasetsOfTenant re-checks the DatasetMounts of a tenant's namespaces when its roots or classes change, and
+// those it granted, so that a namespace dropped from the tenant loses them.
 func (r *Reconciler) datasetsOfTenant(ctx context.Context, o client.Object) []reconcile.Request {
 	tq, ok := o.(*aifv1.TenantQuota)
 	if !ok {
 		return nil
 	}
+	seen := map[types.NamespacedName]bool{}
 	var out []reconcile.Request
+	add := func(list *aifv1.DatasetMountList) {
+		for _, d := range list.Items {
+			if key := client.ObjectKeyFromObject(&d); !seen[key] {
+				seen[key] = true
+				out = append(out, reconcile.Request{NamespacedName: key})
+			}
+		}
+	}
 	for _, ns := range tq.Spec.Namespaces {
 		var list aifv1.DatasetMountList
-		if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			continue
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err == nil {
+			add(&list)
 		}
-		for _, d := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}})
-		}
+	}
+	var granted aifv1.DatasetMountList
+	if err := r.Client.List(ctx, &granted, client.MatchingFields{TenantIndex: tq.Name}); err == nil {
+		add(&granted)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package datasetmount
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,9 +19,14 @@ import (
 func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountStatus {
 	st := *dsm.Status.DeepCopy()
 	st.ObservedGeneration = dsm.Generation
-	if len(obs.invalid) == 0 {
+	if obs.granted(dsm) {
 		st.VolumeName, st.ClaimName = VolumeName(dsm), ClaimName(dsm)
 		st.SubPath = SubPath(dsm, obs.fs)
+		if st.Tenant == "" {
+			st.Tenant = obs.tenant
+		}
+	} else {
+		st.VolumeName, st.ClaimName, st.SubPath = "", "", ""
 	}
 	ready := readyCondition(dsm, obs)
 	ready.ObservedGeneration = dsm.Generation
@@ -45,7 +51,7 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 	ready := apimeta.FindStatusCondition(conds, aifv1.ConditionReady)
 	verified := apimeta.FindStatusCondition(conds, aifv1.ConditionVerified)
 	switch {
-	case ready.Reason == aifv1.ReasonNoTenant, ready.Reason == aifv1.ReasonFilesystemUnknown, ready.Reason == aifv1.ReasonNotPermitted:
+	case slices.Contains(revokedReasons, ready.Reason):
 		return progress.Stuck, *ready
 	case verified != nil && verified.Reason == aifv1.ReasonVerificationFailed:
 		return progress.Stuck, *verified
@@ -60,6 +66,17 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 	return progress.Done, *ready
 }
 
+// revokedReasons are the Ready reasons of a DatasetMount that the tenant may not use: it gets no volume, and
+// loses the one it had once no running run uses it.
+var revokedReasons = []string{aifv1.ReasonNoTenant, aifv1.ReasonFilesystemUnknown, aifv1.ReasonNotPermitted,
+	aifv1.ReasonTenantChanged, aifv1.ReasonPathUnsafe, aifv1.ReasonPathUnavailable}
+
+// Revoked reports whether a DatasetMount's status says the tenant may not use it.
+func Revoked(dsm *aifv1.DatasetMount) bool {
+	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionReady)
+	return c != nil && slices.Contains(revokedReasons, c.Reason)
+}
+
 func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 	c := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
@@ -69,6 +86,15 @@ func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 		c.Reason, c.Message = aifv1.ReasonFilesystemUnknown, obs.invalid.ToAggregate().Error()
 	case len(obs.invalid) > 0:
 		c.Reason, c.Message = aifv1.ReasonNotPermitted, obs.invalid.ToAggregate().Error()
+	case obs.tenantChanged(dsm):
+		c.Reason = aifv1.ReasonTenantChanged
+		c.Message = fmt.Sprintf("namespace %s moved from TenantQuota %s to %s; what %s granted is revoked: delete this DatasetMount and declare it again",
+			dsm.Namespace, dsm.Status.Tenant, obs.tenant, dsm.Status.Tenant)
+	case obs.unsafe():
+		c.Reason = aifv1.ReasonPathUnsafe
+		c.Message = fmt.Sprintf("spec.path: %v; dataset paths are resolved without following symbolic links", obs.pathErr)
+	case obs.pathErr != nil:
+		c.Reason, c.Message = aifv1.ReasonPathUnavailable, fmt.Sprintf("spec.path: %v; the operator looks again every minute", obs.pathErr)
 	case obs.claim == nil || obs.claim.Status.Phase != corev1.ClaimBound:
 		c.Reason = aifv1.ReasonClaimPending
 		c.Message = fmt.Sprintf("claim %s waits to be bound to volume %s", ClaimName(dsm), VolumeName(dsm))
@@ -94,7 +120,10 @@ func verifiedCondition(dsm *aifv1.DatasetMount, obs *observed) (metav1.Condition
 		c.Reason, c.Message = aifv1.ReasonVerificationFailed, v.failure
 	case v.running:
 		c.Reason, c.Message = aifv1.ReasonVerificationRunning, fmt.Sprintf("job %s computes the %s digest", VerificationJobName(dsm), dsm.Spec.Verification)
-	case verifiedNow(dsm):
+		if v.waiting != "" {
+			c.Message += "; " + v.waiting
+		}
+	case verificationFinal(dsm):
 		return c, false
 	default:
 		c.Reason, c.Message = aifv1.ReasonVerificationPending, "verification starts once the claim is bound"

@@ -2,6 +2,7 @@ package datasetmount
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
+	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
 
 // DefaultClassifications are the data classes of a tenant that lists none.
@@ -59,7 +61,83 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 	if !slices.Contains(allowed, dsm.Spec.Classification) {
 		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("tenant %s may use %s data only", tenant.Name, joinClasses(allowed))))
 	}
+	if floor, root := classificationFloor(under); rank(dsm.Spec.Classification) < rank(floor) {
+		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("data under %s is at least %s (set by the storage root of tenant %s); declare %s or higher",
+			root, floor, tenant.Name, floor)))
+	}
+	if fs := filesystem(cfg, dsm.Spec.Filesystem); fs != nil {
+		errs = append(errs, handleCharacters(spec.Child("path"), p, fs)...)
+	}
 	return errs
+}
+
+// rank orders data classes from public (0) to health (3); an unset class ranks below public.
+func rank(c aifv1.DataClassification) int {
+	return slices.Index(aifv1.Classifications, c)
+}
+
+// classificationFloor is the highest classification that the roots set, and the root that sets it.
+func classificationFloor(roots []aifv1.StorageRoot) (aifv1.DataClassification, string) {
+	var floor aifv1.DataClassification
+	root := ""
+	for _, r := range roots {
+		if r.Classification != "" && rank(r.Classification) > rank(floor) {
+			floor, root = r.Classification, r.Path
+		}
+	}
+	return floor, root
+}
+
+// handleCharacters refuses path characters that could change the meaning of a CSI volume handle or attribute
+// the path is put into: only ASCII letters, digits and the filesystem's pathCharacters may enter.
+func handleCharacters(p *field.Path, path string, fs *configv1.Filesystem) field.ErrorList {
+	if fs.CSI == nil || !usesPath(fs.CSI) {
+		return nil
+	}
+	allowed := fs.CSI.PathCharacters
+	if allowed == "" {
+		allowed = configv1.DefaultPathCharacters
+	}
+	for _, r := range path {
+		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || strings.ContainsRune(allowed, r) {
+			continue
+		}
+		return field.ErrorList{field.Invalid(p, path, fmt.Sprintf("character %q cannot enter the volume handle of filesystem %s (driver %s); allowed are letters, digits and %q",
+			r, fs.Name, fs.CSI.Driver, allowed))}
+	}
+	return nil
+}
+
+func usesPath(c *configv1.CSIFilesystem) bool {
+	if strings.Contains(c.VolumeHandle, configv1.PathPlaceholder) {
+		return true
+	}
+	for _, v := range c.VolumeAttributes {
+		if strings.Contains(v, configv1.PathPlaceholder) {
+			return true
+		}
+	}
+	return false
+}
+
+func filesystem(cfg *configv1.Configuration, name string) *configv1.Filesystem {
+	for i := range cfg.Filesystems {
+		if cfg.Filesystems[i].Name == name {
+			return &cfg.Filesystems[i]
+		}
+	}
+	return nil
+}
+
+// CheckPath resolves the dataset's path on the operator's own mount of its filesystem without following
+// symbolic links (see safepath.Resolve). It returns nil for a filesystem that is not configured; validation
+// reports that.
+func CheckPath(cfg *configv1.Configuration, dsm *aifv1.DatasetMount) error {
+	fs := filesystem(cfg, dsm.Spec.Filesystem)
+	if fs == nil {
+		return nil
+	}
+	return safepath.Resolve(fs.OperatorMountPath, dsm.Spec.Path)
 }
 
 // Within reports whether the clean absolute path p is root or lies below it: /medai admits /medai/x but not
@@ -132,9 +210,28 @@ type Validator struct {
 
 var _ admission.Validator[*aifv1.DatasetMount] = &Validator{}
 
-// ValidateCreate checks a new DatasetMount.
+// ValidateCreate checks a new DatasetMount, and resolves its path on the filesystem: a path through a symbolic
+// link or a file is refused; one that does not exist yet is admitted with a warning.
 func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount) (admission.Warnings, error) {
-	return nil, v.validate(ctx, dsm)
+	if err := v.validate(ctx, dsm); err != nil {
+		return nil, err
+	}
+	switch err := CheckPath(v.Config, dsm); {
+	case err == nil:
+		return nil, nil
+	case safepath.IsMissing(err):
+		return admission.Warnings{fmt.Sprintf("spec.path: %v; the DatasetMount becomes Ready once it exists", err)}, nil
+	case isPathError(err):
+		return nil, apierrors.NewInvalid(aifv1.GroupVersion.WithKind("DatasetMount").GroupKind(), dsm.Name,
+			field.ErrorList{field.Forbidden(field.NewPath("spec", "path"), fmt.Sprintf("%v: dataset paths are resolved without following symbolic links", err))})
+	default:
+		return admission.Warnings{fmt.Sprintf("spec.path: the operator cannot resolve it now: %v", err)}, nil
+	}
+}
+
+func isPathError(err error) bool {
+	var e *safepath.Error
+	return errors.As(err, &e)
 }
 
 // ValidateUpdate checks a DatasetMount whose spec changed; the schema already keeps filesystem, path and access

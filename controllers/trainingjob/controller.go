@@ -147,6 +147,9 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 	if err != nil {
 		return obs, in, err
 	}
+	if obs.Job == nil && obs.Verdict.Accepted {
+		obs.Verdict = r.pathsResolve(tj, s.DatasetMounts, obs.Verdict)
+	}
 	if obs.Superseded, err = r.superseded(ctx, tj, JobName(tj, in.Attempt)); err != nil || obs.Job == nil {
 		return obs, in, err
 	}
@@ -329,6 +332,20 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 		}
 	}
 	return s, nil
+}
+
+// pathsResolve resolves the paths of the run's datasets and checkpoint again, without following symbolic
+// links, before an attempt's Job is made: a folder swapped for a link since its DatasetMount was admitted
+// stops the run here.
+func (r *Reconciler) pathsResolve(tj *aifv1.TrainingJob, dsms map[string]*aifv1.DatasetMount, v Verdict) Verdict {
+	for _, name := range datasetmount.DatasetsOf(tj) {
+		if d := dsms[name]; d != nil {
+			if err := datasetmount.CheckPath(r.Config, d); err != nil {
+				return refuse(aifv1.ReasonDatasetNotReady, "DatasetMount %s: spec.path: %v (resolved again before each attempt, without following symbolic links)", name, err)
+			}
+		}
+	}
+	return v
 }
 
 func mounts(tj *aifv1.TrainingJob, dsms map[string]*aifv1.DatasetMount) []Mount {

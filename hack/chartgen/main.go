@@ -15,6 +15,9 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -143,8 +146,14 @@ func webhookTemplate(path string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: unexpected kind %q", path, v.Kind)
 		}
 		for i := range v.Webhooks {
-			v.Webhooks[i].ClientConfig.Service.Name = "SERVICE"
-			v.Webhooks[i].ClientConfig.Service.Namespace = "NAMESPACE"
+			w := &v.Webhooks[i]
+			w.ClientConfig.Service.Name = "SERVICE"
+			w.ClientConfig.Service.Namespace = "NAMESPACE"
+			if w.ClientConfig.Service.Path != nil && strings.HasSuffix(*w.ClientConfig.Service.Path, "--v1-pod") {
+				// Pods are checked in tenant namespaces only, the namespaces the operator labels.
+				w.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: aifv1.TenantLabel, Operator: metav1.LabelSelectorOpExists}}}
+			}
 		}
 		y, err := yaml.Marshal(v.Webhooks)
 		if err != nil {

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -21,7 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
 
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers"
 	"github.com/aifactory-eu/aifactory-operator/internal/gomod"
 )
@@ -72,11 +76,43 @@ func KueueCRDDir() (string, error) {
 type Option func(*envtest.Environment)
 
 // WithWebhooks registers the operator's admission webhooks (config/webhook) by URL on 127.0.0.1, with
-// envtest's own serving certificate. The operator must then run (StartOperator) for those kinds to be writable.
+// envtest's own serving certificate, and limits the Pod webhook to tenant namespaces as the chart does. The
+// operator must then run (StartOperator) for those kinds to be writable.
 func WithWebhooks() Option {
 	return func(te *envtest.Environment) {
-		te.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(RepoRoot(), "config", "webhook")}}
+		hooks, err := operatorWebhooks()
+		if err != nil {
+			panic(err)
+		}
+		te.WebhookInstallOptions = envtest.WebhookInstallOptions{ValidatingWebhooks: hooks}
 	}
+}
+
+// operatorWebhooks reads config/webhook/manifests.yaml and gives the Pod webhook the tenant namespace selector.
+func operatorWebhooks() ([]*admissionv1.ValidatingWebhookConfiguration, error) {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*admissionv1.ValidatingWebhookConfiguration
+	for _, doc := range strings.Split(string(b), "\n---") {
+		v := &admissionv1.ValidatingWebhookConfiguration{}
+		if err := yaml.UnmarshalStrict([]byte(doc), v); err != nil {
+			return nil, fmt.Errorf("config/webhook/manifests.yaml: %w", err)
+		}
+		if v.Kind != "ValidatingWebhookConfiguration" {
+			continue
+		}
+		for i := range v.Webhooks {
+			w := &v.Webhooks[i]
+			if p := w.ClientConfig.Service; p != nil && p.Path != nil && strings.HasSuffix(*p.Path, "--v1-pod") {
+				w.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: aifv1.TenantLabel, Operator: metav1.LabelSelectorOpExists}}}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs. Call Stop when done.

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,6 +52,25 @@ func SetDefaults(c *Configuration) {
 	}
 	if c.PodPolicy.PodSecurityLevel == "" {
 		c.PodPolicy.PodSecurityLevel = PodSecurityRestricted
+	}
+	for i := range c.Filesystems {
+		fs := &c.Filesystems[i]
+		if fs.OperatorMountPath == "" && fs.HostPath != nil {
+			fs.OperatorMountPath = fs.HostPath.Root
+		}
+		if fs.CSI != nil && fs.CSI.PathCharacters == "" {
+			fs.CSI.PathCharacters = DefaultPathCharacters
+		}
+	}
+	v := &c.Verification
+	if v.RunAsUser == nil {
+		v.RunAsUser = ptr.To(DefaultVerificationUID)
+	}
+	if v.RunAsGroup == nil {
+		v.RunAsGroup = ptr.To(DefaultVerificationUID)
+	}
+	if v.DeadlineSeconds == nil {
+		v.DeadlineSeconds = ptr.To(DefaultVerificationDeadlineSeconds)
 	}
 	if c.Discovery.DefaultPowerWatts == 0 {
 		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
@@ -114,7 +134,30 @@ func Validate(c *Configuration) field.ErrorList {
 	if c.Discovery.DefaultPowerWatts < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("discovery", "defaultPowerWatts"), c.Discovery.DefaultPowerWatts, "must not be negative"))
 	}
+	errs = append(errs, validateVerification(field.NewPath("verification"), &c.Verification)...)
 	return append(errs, validatePodPolicy(field.NewPath("podPolicy"), &c.PodPolicy)...)
+}
+
+func validateVerification(p *field.Path, v *Verification) field.ErrorList {
+	var errs field.ErrorList
+	for k, val := range v.NodeSelector {
+		for _, msg := range validation.IsQualifiedName(k) {
+			errs = append(errs, field.Invalid(p.Child("nodeSelector").Key(k), k, msg))
+		}
+		for _, msg := range validation.IsValidLabelValue(val) {
+			errs = append(errs, field.Invalid(p.Child("nodeSelector").Key(k), val, msg))
+		}
+	}
+	if v.RunAsUser != nil && *v.RunAsUser <= 0 {
+		errs = append(errs, field.Invalid(p.Child("runAsUser"), *v.RunAsUser, "must be a user other than root"))
+	}
+	if v.RunAsGroup != nil && *v.RunAsGroup <= 0 {
+		errs = append(errs, field.Invalid(p.Child("runAsGroup"), *v.RunAsGroup, "must be a group other than root"))
+	}
+	if v.DeadlineSeconds != nil && *v.DeadlineSeconds <= 0 {
+		errs = append(errs, field.Invalid(p.Child("deadlineSeconds"), *v.DeadlineSeconds, "must be positive"))
+	}
+	return errs
 }
 
 // validatePodPolicy checks the level, and that every allowed capability passes Pod Security at that level, so
@@ -181,11 +224,24 @@ func validateFilesystem(p *field.Path, fs Filesystem) field.ErrorList {
 		if fs.CSI.VolumeHandle == "" {
 			errs = append(errs, field.Required(p.Child("csi", "volumeHandle"), "may contain {path}"))
 		}
+		for _, r := range fs.CSI.PathCharacters {
+			if r < 0x21 || r > 0x7e || r == '%' {
+				errs = append(errs, field.Invalid(p.Child("csi", "pathCharacters"), fs.CSI.PathCharacters,
+					fmt.Sprintf("%q is not allowed: only printable ASCII punctuation other than '%%'", r)))
+			}
+		}
 	default:
 		root := fs.HostPath.Root
 		if !IsCleanAbsolutePath(root) {
 			errs = append(errs, field.Invalid(p.Child("hostPath", "root"), root, "must be an absolute, clean path"))
 		}
+	}
+	switch mp := fs.OperatorMountPath; {
+	case mp == "":
+		errs = append(errs, field.Required(p.Child("operatorMountPath"),
+			"the folder where the operator's container sees the filesystem's root; the operator resolves dataset paths there"))
+	case !IsCleanAbsolutePath(mp):
+		errs = append(errs, field.Invalid(p.Child("operatorMountPath"), mp, "must be an absolute, clean path"))
 	}
 	return errs
 }

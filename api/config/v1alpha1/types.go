@@ -111,6 +111,13 @@ type Filesystem struct {
 	// configure it, since it makes the operator create hostPath volumes.
 	// +optional
 	HostPath *HostPathFilesystem `json:"hostPath,omitempty"`
+
+	// operatorMountPath is the folder where the operator's own container sees this filesystem's root
+	// (read-only is enough). The operator resolves every dataset path there, refusing symbolic links, before
+	// it admits a DatasetMount, before it makes its volume, and before each attempt of a run. Required for CSI
+	// filesystems; for hostPath ones the default is hostPath.root.
+	// +optional
+	OperatorMountPath string `json:"operatorMountPath,omitempty"`
 }
 
 // CSIFilesystem is a filesystem reached through a CSI driver.
@@ -138,6 +145,13 @@ type CSIFilesystem struct {
 	// path then becomes the volume mount's subPath in the pods.
 	// +optional
 	WholeFilesystem bool `json:"wholeFilesystem,omitempty"`
+
+	// pathCharacters are the characters other than ASCII letters and digits that a dataset path may contain
+	// where {path} enters volumeHandle or volumeAttributes. Default "/-._+": a DatasetMount whose path has any
+	// other character (such as ';' or ',', which separate the fields of some drivers' handles) is refused,
+	// naming the character.
+	// +optional
+	PathCharacters string `json:"pathCharacters,omitempty"`
 }
 
 // HostPathFilesystem is a filesystem mounted at the same folder on every GPU node.
@@ -183,4 +197,34 @@ type Verification struct {
 	// image is the operator's own image, which runs the verification subcommand.
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// nodeSelector places verification pods on nodes where the filesystems are mounted. Default: the nodes of
+	// any GPU class (the configured classes' node labels, one of them suffices).
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations of verification pods. Default: the tolerations of every configured GPU class.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// runAsUser and runAsGroup are the identity that reads the data; give it read access to the tenants'
+	// datasets (and nothing else). Default 65532 for both.
+	// +optional
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// +optional
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+
+	// deadlineSeconds bounds a verification, waiting for a node included; after it the DatasetMount is
+	// Stalled with the reason. Default 21600 (6 hours).
+	// +optional
+	DeadlineSeconds *int64 `json:"deadlineSeconds,omitempty"`
 }
+
+// Defaults of Verification.
+const (
+	DefaultVerificationUID             int64 = 65532
+	DefaultVerificationDeadlineSeconds int64 = 21600
+	// DefaultPathCharacters are the characters besides ASCII letters and digits that a path entering a CSI
+	// handle may contain.
+	DefaultPathCharacters = "/-._+"
+)

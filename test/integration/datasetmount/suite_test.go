@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -38,14 +39,20 @@ const (
 )
 
 var (
+	// clk is the operator's clock; verification deadlines are reached by stepping it.
+	clk = testingclock.NewFakeClock(time.Now())
 	env *framework.Env
 	c   client.Client
+	cfg *configv1.Configuration
+	// filesystems holds a folder per filesystem, where the operator sees it (operatorMountPath): this
+	// machine has no parallel filesystem, so the datasets' folders and links are made here.
+	filesystems string
 )
 
 // config has one filesystem of each kind the operator supports, with the handle formats of the CSI drivers'
 // static provisioning (see docs/datasets.md).
 func config() *configv1.Configuration {
-	return &configv1.Configuration{
+	c := &configv1.Configuration{
 		TypeMeta: metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
 		Filesystems: []configv1.Filesystem{
 			{Name: fsDatasets, Type: "Lustre", CSI: &configv1.CSIFilesystem{Driver: "lustre.csi.hpe.com",
@@ -58,14 +65,24 @@ func config() *configv1.Configuration {
 				VolumeHandle: "lustre-whole", WholeFilesystem: true, VolumeAttributes: map[string]string{"fs": "lustre-whole"}}},
 			{Name: fsScratch, Type: "Lustre", HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},
 		},
+		GPUClasses: []configv1.GPUClass{{Name: "h100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
 		Verification: configv1.Verification{Image: image},
 	}
+	for i := range c.Filesystems {
+		c.Filesystems[i].OperatorMountPath = filepath.Join(filesystems, c.Filesystems[i].Name)
+	}
+	return c
 }
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	var err error
+	if filesystems, err = os.MkdirTemp("", "aifactory-filesystems-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(filesystems) }()
 	if env, err = framework.Start(framework.WithWebhooks()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -77,7 +94,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	op, err := env.StartOperator(config(), testingclock.NewFakeClock(time.Now()))
+	cfg = config()
+	op, err := env.StartOperator(cfg, clk)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -100,9 +118,14 @@ func run(m *testing.M) int {
 }
 
 // create creates the object through the webhook; the webhook needs the operator's cache to have seen the
-// tenants, so a refusal for want of a tenant is retried for a while.
+// tenants, so a refusal for want of a tenant is retried for a while. A DatasetMount's folder is made first.
 func create(t *testing.T, obj client.Object) {
 	t.Helper()
+	if d, ok := obj.(*aifv1.DatasetMount); ok {
+		if err := framework.DatasetFolder(cfg, d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(context.Background(), obj)).To(gomega.Succeed()) })
 }
 

@@ -53,6 +53,9 @@ func checkpoint(t *testing.T, namespace, name, path string) {
 func readyDataset(t *testing.T, dsm *aifv1.DatasetMount) {
 	t.Helper()
 	ctx := context.Background()
+	if err := framework.DatasetFolder(cfg, dsm); err != nil {
+		t.Fatal(err)
+	}
 	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, dsm)).To(gomega.Succeed()) })
 	framework.Eventually(t, func(g gomega.Gomega) {
 		pvc := &corev1.PersistentVolumeClaim{}

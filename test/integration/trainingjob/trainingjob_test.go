@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/onsi/gomega"
@@ -50,11 +51,18 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = k.Stop() }()
+	// The filesystems are folders of this machine, where the operator resolves dataset paths.
+	data, err := os.MkdirTemp("", "aifactory-filesystems-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(data) }()
 	cfg = &configv1.Configuration{
 		TypeMeta: metav1.TypeMeta{APIVersion: configv1.APIVersion, Kind: configv1.Kind},
 		Filesystems: []configv1.Filesystem{
-			{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/datasets"}},
-			{Name: builders.FilesystemScratch, HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},
+			{Name: builders.FilesystemData, HostPath: &configv1.HostPathFilesystem{Root: filepath.Join(data, "datasets")}},
+			{Name: builders.FilesystemScratch, HostPath: &configv1.HostPathFilesystem{Root: filepath.Join(data, "scratch")}},
 		},
 		GPUClasses: []configv1.GPUClass{{Name: builders.GPUClassH100, Resource: "nvidia.com/gpu", PowerWatts: 700,
 			NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},

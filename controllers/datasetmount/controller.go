@@ -323,7 +323,10 @@ type verification struct {
 // its result when it has finished. A verification that has not finished by its deadline fails, and its Job is
 // deleted.
 func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) (verification, error) {
-	if dsm.Spec.Verification == aifv1.VerificationNone || obs.claim.Status.Phase != corev1.ClaimBound || verificationFinal(dsm) {
+	if verificationFinal(dsm) {
+		return verification{}, r.stopOverdueVerification(ctx, dsm)
+	}
+	if dsm.Spec.Verification == aifv1.VerificationNone || obs.claim.Status.Phase != corev1.ClaimBound {
 		return verification{}, nil
 	}
 	if r.Config.Verification.Image == "" {
@@ -350,9 +353,8 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 	}
 	v := readVerification(job, pods)
 	if v.running && !obs.now.Before(verificationDeadline(dsm, r.Config)) {
-		if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return verification{}, fmt.Errorf("deleting the overdue verification job: %w", err)
-		}
+		// The failure is written first; the pass that reads it back stops the Job (stopOverdueVerification), so
+		// that a pass on a stale copy cannot make the Job again.
 		why := "no node ran it"
 		if v.waiting != "" {
 			why = v.waiting
@@ -360,6 +362,29 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 		return verification{failure: fmt.Sprintf("the verification did not finish within %ds (verification.deadlineSeconds): %s", *r.Config.Verification.DeadlineSeconds, why)}, nil
 	}
 	return v, nil
+}
+
+// stopOverdueVerification deletes the current generation's verification Job if its verification failed while
+// the Job was still unfinished (it ran past its deadline).
+func (r *Reconciler) stopOverdueVerification(ctx context.Context, dsm *aifv1.DatasetMount) error {
+	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionVerified)
+	if c.Reason != aifv1.ReasonVerificationFailed {
+		return nil
+	}
+	job := &batchv1.Job{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: VerificationJobName(dsm)}, job); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading verification job: %w", err)
+	}
+	if done, _, _ := jobFinished(job); done || job.DeletionTimestamp != nil || !metav1.IsControlledBy(job, dsm) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting the overdue verification job: %w", err)
+	}
+	return nil
 }
 
 // verificationFinal reports whether the current generation's verification has ended, in success or failure; it

@@ -35,7 +35,8 @@ func TestVolumesForEachFilesystemKind(t *testing.T) {
 			g.Expect(pv.Spec.CSI.Driver).To(gomega.Equal("lustre.csi.hpe.com"))
 			g.Expect(pv.Spec.CSI.VolumeHandle).To(gomega.Equal("mgs01@o2ib:/datasets/medai/chest-xray/v3"))
 			g.Expect(pv.Spec.CSI.ReadOnly).To(gomega.BeTrue())
-			g.Expect(pv.Spec.MountOptions).To(gomega.Equal([]string{"flock"}))
+			// Read-only on the node whatever a pod asks for: CSI readOnly and the ro mount option.
+			g.Expect(pv.Spec.MountOptions).To(gomega.Equal([]string{"flock", "ro"}))
 		}, ""},
 		{"gpfs", fsGPFS, "/medai/genomes", aifv1.ReadOnly, func(g gomega.Gomega, pv *corev1.PersistentVolume) {
 			g.Expect(pv.Spec.CSI.Driver).To(gomega.Equal("spectrumscale.csi.ibm.com"))
@@ -299,29 +300,8 @@ func TestVerificationResultReachesStatus(t *testing.T) {
 
 	// What the Job controller and the kubelet would do (neither runs in envtest): a finished pod with the
 	// container's termination message, and the Job marked complete.
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: job.Name + "-x", Labels: map[string]string{
-		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue}}, Spec: *pod.DeepCopy()}
-	if err := c.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	p.Status.Phase = corev1.PodSucceeded
-	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "verify", State: corev1.ContainerState{
-		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: string(msg)}}}}
-	if err := c.Status().Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	now := metav1.Now()
-	job.Status.StartTime = &now
-	job.Status.CompletionTime = &now
-	job.Status.Succeeded = 1
-	job.Status.Conditions = []batchv1.JobCondition{
-		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}
-	job.Status.Ready, job.Status.Terminating = ptr.To[int32](0), ptr.To[int32](0)
-	if err := c.Status().Update(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	jobPod(t, job, "x", job.Spec.Template.Spec, 0, string(msg))
+	completeVerification(t, job)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		st := dsm(g, d.Name).Status
 		g.Expect(condition(st.Conditions, aifv1.ConditionVerified).Status).To(gomega.Equal(metav1.ConditionTrue))
@@ -344,17 +324,7 @@ func TestVerificationFailureIsReported(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
 	})
 	// As the kubelet and the Job controller would report a walker that could not read the dataset.
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: job.Name + "-x", Labels: map[string]string{
-		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue}}, Spec: *job.Spec.Template.Spec.DeepCopy()}
-	if err := c.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	p.Status.Phase = corev1.PodFailed
-	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "verify", State: corev1.ContainerState{
-		Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "reading shard-7: permission denied"}}}}
-	if err := c.Status().Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	jobPod(t, job, "x", job.Spec.Template.Spec, 1, "reading shard-7: permission denied")
 	now := metav1.Now()
 	job.Status.StartTime = &now
 	job.Status.Failed = 1
@@ -376,9 +346,9 @@ func TestVerificationFailureIsReported(t *testing.T) {
 	})
 }
 
-// A tenant that drops a storage root does not strand the DatasetMounts under it: they report NotPermitted, keep
-// their volume, and can still be protected while in use and deleted.
-func TestDroppedRootStrandsNothing(t *testing.T) {
+// A tenant that drops a storage root does not strand the DatasetMounts under it: they report NotPermitted and
+// Stalled, lose their claim and volume (no run is running), and can still be protected while in use and deleted.
+func TestDroppedRootRevokesTheDataset(t *testing.T) {
 	ctx := context.Background()
 	setupTenant := builders.TenantQuota("stranded").Namespaces("stranded").Storage(fsDatasets, "/stranded", aifv1.ReadOnly).Obj()
 	if err := env.CreateNamespaces(ctx, "stranded"); err != nil {
@@ -389,9 +359,16 @@ func TestDroppedRootStrandsNothing(t *testing.T) {
 	}
 	d := builders.DatasetMount("stranded", "old-data", "/stranded/old").Obj()
 	create(t, d)
+	pv, pvc := &corev1.PersistentVolume{}, &corev1.PersistentVolumeClaim{}
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: datasetmount.ClaimName(d)}, pvc)).To(gomega.Succeed())
 	})
+	// A queued run does not keep a revoked dataset's volume; it keeps the DatasetMount itself.
+	tj := builders.TrainingJob("stranded", "still-queued").Dataset("old-data", "/data").Obj()
+	if err := c.Create(ctx, tj); err != nil {
+		t.Fatal(err)
+	}
 	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := &aifv1.TenantQuota{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Name: "stranded"}, tq)).To(gomega.Succeed())
@@ -402,14 +379,60 @@ func TestDroppedRootStrandsNothing(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), got)).To(gomega.Succeed())
 		g.Expect(condition(got.Status.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonNotPermitted))
+		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
+		g.Expect(got.Status.ClaimName).To(gomega.BeEmpty())
+		g.Expect(got.Finalizers).To(gomega.ContainElement(aifv1.InUseFinalizer))
 	})
-	tj := builders.TrainingJob("stranded", "still-reading").Dataset("old-data", "/data").Obj()
-	if err := c.Create(ctx, tj); err != nil {
+	unprotect(t, pvc, pv)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}))).To(gomega.BeTrue())
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
+	})
+}
+
+// jobPod creates a pod controlled by the Job, with the given spec, finished with the verify container's exit
+// code and termination message: what the Job controller and the kubelet (neither runs in envtest) would do.
+func jobPod(t *testing.T, job *batchv1.Job, suffix string, spec corev1.PodSpec, code int32, message string) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, Name: job.Name + "-" + suffix, Labels: map[string]string{
+		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: *spec.DeepCopy()}
+	if err := c.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), got)).To(gomega.Succeed())
-		g.Expect(got.Finalizers).To(gomega.ContainElement(aifv1.InUseFinalizer))
-		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{})).To(gomega.Succeed())
-	})
+	finishPod(t, p, code, message)
+	return p
+}
+
+// finishPod writes the status the kubelet would write for a pod whose verify container ended.
+func finishPod(t *testing.T, p *corev1.Pod, code int32, message string) {
+	t.Helper()
+	p.Status.Phase = corev1.PodSucceeded
+	if code != 0 {
+		p.Status.Phase = corev1.PodFailed
+	}
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "verify", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: message}}}}
+	if err := c.Status().Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// completeVerification marks the Job complete, as the Job controller would.
+func completeVerification(t *testing.T, job *batchv1.Job) {
+	t.Helper()
+	now := metav1.Now()
+	job.Status.StartTime = &now
+	job.Status.CompletionTime = &now
+	job.Status.Succeeded = 1
+	job.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}
+	job.Status.Ready, job.Status.Terminating = ptr.To[int32](0), ptr.To[int32](0)
+	if err := c.Status().Update(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
 }

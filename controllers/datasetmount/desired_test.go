@@ -1,6 +1,7 @@
 package datasetmount
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -132,5 +134,60 @@ func TestNamesAreBoundedAndDistinct(t *testing.T) {
 	x, y := builders.DatasetMount("a-b", "c", "/x").Obj(), builders.DatasetMount("a", "b-c", "/x").Obj()
 	if VolumeName(x) == VolumeName(y) {
 		t.Errorf("volumes of %s/%s and %s/%s collide: %s", x.Namespace, x.Name, y.Namespace, y.Name, VolumeName(x))
+	}
+}
+
+// A ReadOnly dataset's volume is read-only on the node: CSI readOnly and the ro mount option, which replaces a
+// configured rw. A ReadWrite one keeps the configured options.
+func TestReadOnlyVolumesCarryTheMountOption(t *testing.T) {
+	fs := &configv1.Filesystem{Name: "lustre", CSI: &configv1.CSIFilesystem{Driver: "d", VolumeHandle: "h{path}", MountOptions: []string{"flock", "rw"}}}
+	ro := PersistentVolume(builders.DatasetMount("ns", "a", "/a").Obj(), fs)
+	if !ro.Spec.CSI.ReadOnly || !slices.Equal(ro.Spec.MountOptions, []string{"flock", "ro"}) {
+		t.Errorf("ReadOnly volume: readOnly %v, options %v", ro.Spec.CSI.ReadOnly, ro.Spec.MountOptions)
+	}
+	rw := PersistentVolume(builders.DatasetMount("ns", "b", "/b").Access(aifv1.ReadWrite).Obj(), fs)
+	if rw.Spec.CSI.ReadOnly || !slices.Equal(rw.Spec.MountOptions, []string{"flock", "rw"}) {
+		t.Errorf("ReadWrite volume: readOnly %v, options %v", rw.Spec.CSI.ReadOnly, rw.Spec.MountOptions)
+	}
+	if !slices.Equal(fs.CSI.MountOptions, []string{"flock", "rw"}) {
+		t.Errorf("the configuration was changed: %v", fs.CSI.MountOptions)
+	}
+}
+
+// Verification pods go to any GPU class's nodes with all their tolerations, unless the platform configured a
+// selector and tolerations of its own.
+func TestVerificationPlacement(t *testing.T) {
+	dsm := builders.DatasetMount("ns", "a", "/a").Verification(aifv1.VerificationContent).Obj()
+	gpu := configv1.DefaultGPUToleration()
+	classes := map[string]gpuclass.Class{
+		"h100": {Name: "h100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "H100"}, Tolerations: []corev1.Toleration{gpu}},
+		"a100": {Name: "a100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "A100"}, Tolerations: []corev1.Toleration{gpu}},
+	}
+	cfg := &configv1.Verification{Image: "op:1", RunAsUser: ptr.To[int64](4001), RunAsGroup: ptr.To[int64](4002), DeadlineSeconds: ptr.To[int64](600)}
+	job := VerificationJob(dsm, "", cfg, classes)
+	spec := job.Spec.Template.Spec
+	terms := spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) != 2 || terms[0].MatchExpressions[0].Values[0] != "A100" || terms[1].MatchExpressions[0].Values[0] != "H100" {
+		t.Errorf("node selector terms, one per class in name order: %+v", terms)
+	}
+	if len(spec.Tolerations) != 1 || spec.NodeSelector != nil {
+		t.Errorf("tolerations %+v (the shared one once), node selector %v", spec.Tolerations, spec.NodeSelector)
+	}
+	if *spec.SecurityContext.RunAsUser != 4001 || *spec.SecurityContext.RunAsGroup != 4002 || *job.Spec.ActiveDeadlineSeconds != 600 {
+		t.Errorf("identity %d:%d, deadline %d", *spec.SecurityContext.RunAsUser, *spec.SecurityContext.RunAsGroup, *job.Spec.ActiveDeadlineSeconds)
+	}
+	cfg.NodeSelector = map[string]string{"lustre.example.eu/client": "true"}
+	cfg.Tolerations = []corev1.Toleration{{Key: "lustre", Operator: corev1.TolerationOpExists}}
+	spec = VerificationJob(dsm, "", cfg, classes).Spec.Template.Spec
+	if spec.Affinity != nil || spec.NodeSelector["lustre.example.eu/client"] != "true" || spec.Tolerations[0].Key != "lustre" || len(spec.Tolerations) != 1 {
+		t.Errorf("configured placement: affinity %+v, selector %v, tolerations %+v", spec.Affinity, spec.NodeSelector, spec.Tolerations)
+	}
+	if !RunsVerification(&spec, &spec) {
+		t.Error("a pod spec runs the verification it was built from")
+	}
+	other := spec.DeepCopy()
+	other.Containers[0].Args[1] = "--root=/"
+	if RunsVerification(other, &spec) {
+		t.Error("other arguments are another program")
 	}
 }

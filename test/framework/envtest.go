@@ -80,11 +80,7 @@ type Option func(*envtest.Environment)
 // operator must then run (StartOperator) for those kinds to be writable.
 func WithWebhooks() Option {
 	return func(te *envtest.Environment) {
-		hooks, err := operatorWebhooks()
-		if err != nil {
-			panic(err)
-		}
-		te.WebhookInstallOptions = envtest.WebhookInstallOptions{ValidatingWebhooks: hooks}
+		te.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(RepoRoot(), "config", "webhook")}}
 	}
 }
 
@@ -136,6 +132,13 @@ func Start(opts ...Option) (*Env, error) {
 	te.ControlPlane.GetAPIServer().Configure().Set("allow-privileged", "true")
 	for _, o := range opts {
 		o(te)
+	}
+	if len(te.WebhookInstallOptions.Paths) > 0 {
+		hooks, err := operatorWebhooks()
+		if err != nil {
+			return nil, err
+		}
+		te.WebhookInstallOptions = envtest.WebhookInstallOptions{ValidatingWebhooks: hooks}
 	}
 	cfg, err := te.Start()
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -64,13 +63,13 @@ func SetDefaults(c *Configuration) {
 	}
 	v := &c.Verification
 	if v.RunAsUser == nil {
-		v.RunAsUser = ptr.To(DefaultVerificationUID)
+		v.RunAsUser = int64Ptr(DefaultVerificationUID)
 	}
 	if v.RunAsGroup == nil {
-		v.RunAsGroup = ptr.To(DefaultVerificationUID)
+		v.RunAsGroup = int64Ptr(DefaultVerificationUID)
 	}
 	if v.DeadlineSeconds == nil {
-		v.DeadlineSeconds = ptr.To(DefaultVerificationDeadlineSeconds)
+		v.DeadlineSeconds = int64Ptr(DefaultVerificationDeadlineSeconds)
 	}
 	if c.Discovery.DefaultPowerWatts == 0 {
 		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
@@ -85,6 +84,8 @@ func SetDefaults(c *Configuration) {
 		}
 	}
 }
+
+func int64Ptr(v int64) *int64 { return &v }
 
 // DefaultGPUToleration tolerates the taint that GPU nodes usually carry.
 func DefaultGPUToleration() corev1.Toleration {

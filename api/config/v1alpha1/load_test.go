@@ -74,6 +74,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"a capability spelled with CAP_", head + "podPolicy: {podSecurityLevel: privileged, allowedCapabilities: [CAP_IPC_LOCK]}\n",
 			"podPolicy.allowedCapabilities[0]: Invalid value"},
 		{"a service account that is no name", head + "podPolicy: {serviceAccounts: [Trainer]}\n", "podPolicy.serviceAccounts[0]: Invalid value"},
+		{"CSI without the operator's mount", head + "filesystems: [{name: fs, csi: {driver: d, volumeHandle: 'h{path}'}}]\n",
+			"filesystems[0].operatorMountPath: Required value"},
+		{"relative operator mount", head + "filesystems: [{name: fs, operatorMountPath: mnt, csi: {driver: d, volumeHandle: h}}]\n",
+			"filesystems[0].operatorMountPath: Invalid value"},
+		{"a control character allowed in paths", head + "filesystems: [{name: fs, operatorMountPath: /m, csi: {driver: d, volumeHandle: h, pathCharacters: \"\\t\"}}]\n",
+			"filesystems[0].csi.pathCharacters: Invalid value"},
+		{"verification as root", head + "verification: {runAsUser: 0}\n", "verification.runAsUser: Invalid value"},
+		{"verification without a deadline", head + "verification: {deadlineSeconds: 0}\n", "verification.deadlineSeconds: Invalid value"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

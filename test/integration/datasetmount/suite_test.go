@@ -65,7 +65,7 @@ func config() *configv1.Configuration {
 				VolumeHandle: "lustre-whole", WholeFilesystem: true, VolumeAttributes: map[string]string{"fs": "lustre-whole"}}},
 			{Name: fsScratch, Type: "Lustre", HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}},
 		},
-		GPUClasses: []configv1.GPUClass{{Name: "h100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
+		GPUClasses:   []configv1.GPUClass{{Name: "h100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}},
 		Verification: configv1.Verification{Image: image},
 	}
 	for i := range c.Filesystems {

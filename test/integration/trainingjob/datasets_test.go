@@ -35,7 +35,9 @@ func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 	if err := framework.SetJobReady(ctx, c, job, 1); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseRunning)) })
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseRunning))
+	})
 
 	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := &aifv1.TenantQuota{}
@@ -68,7 +70,9 @@ func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 	if err := framework.CompleteJob(ctx, c, job); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded)) })
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded))
+	})
 	unprotect(t, pvc, pv)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())

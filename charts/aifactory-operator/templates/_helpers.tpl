@@ -78,3 +78,61 @@ render and shared by the Secret, the webhook configuration and the Deployment.
 {{- include "aifactory-operator.webhookCerts" . }}
 {{- .Values.webhook._certs.bundle }}
 {{- end }}
+
+{{/*
+The filesystems of the operator configuration, as a YAML list. A filesystem with a preset (lustre, scale,
+beegfs) gets the CSI driver and volumeHandle format of that driver's static volumes. Every filesystem gets the
+folder where the operator's container sees it (operatorMountPath, default /mnt/aifactory/filesystems/<name>),
+which the Deployment mounts read-only (aifactory-operator.filesystemVolume).
+*/}}
+{{- define "aifactory-operator.filesystems" -}}
+{{- $filesystems := list }}
+{{- range .Values.config.filesystems }}
+{{- $fs := dict "name" .name }}
+{{- with .type }}{{ $_ := set $fs "type" . }}{{ end }}
+{{- if eq (default "" .preset) "lustre" }}
+{{- $handle := printf "%s:/%s" (required "lustre preset: mgsNids is required" .lustre.mgsNids) (required "lustre preset: fsName is required" .lustre.fsName) }}
+{{- $csi := dict "driver" "lustre.csi.hpe.com" "volumeHandle" (ternary $handle (printf "%s{path}" $handle) (default false .lustre.wholeFilesystem)) }}
+{{- with .mountOptions }}{{ $_ := set $csi "mountOptions" . }}{{ end }}
+{{- if .lustre.wholeFilesystem }}{{ $_ := set $csi "wholeFilesystem" true }}{{ end }}
+{{- $_ := set $fs "csi" $csi }}
+{{- $_ := set $fs "type" (default "Lustre" .type) }}
+{{- else if eq (default "" .preset) "scale" }}
+{{- $handle := printf "0;0;%s;%s;;;%s{path}" (required "scale preset: clusterId is required" (toString .scale.clusterId)) (required "scale preset: filesystemUuid is required" .scale.filesystemUuid) (required "scale preset: mountPoint is required" .scale.mountPoint) }}
+{{- $csi := dict "driver" "spectrumscale.csi.ibm.com" "volumeHandle" $handle }}
+{{- with .mountOptions }}{{ $_ := set $csi "mountOptions" . }}{{ end }}
+{{- $_ := set $fs "csi" $csi }}
+{{- $_ := set $fs "type" (default "GPFS" .type) }}
+{{- else if eq (default "" .preset) "beegfs" }}
+{{- $handle := printf "beegfs://%s%s{path}" (required "beegfs preset: managementHost is required" .beegfs.managementHost) (default "" .beegfs.basePath) }}
+{{- $csi := dict "driver" "beegfs.csi.netapp.com" "volumeHandle" $handle }}
+{{- with .mountOptions }}{{ $_ := set $csi "mountOptions" . }}{{ end }}
+{{- $_ := set $fs "csi" $csi }}
+{{- $_ := set $fs "type" (default "BeeGFS" .type) }}
+{{- else if .preset }}
+{{- fail (printf "config.filesystems[%s].preset: %q is not one of lustre, scale, beegfs" .name .preset) }}
+{{- else }}
+{{- with .csi }}{{ $_ := set $fs "csi" (deepCopy .) }}{{ end }}
+{{- if and .csi .mountOptions }}{{ $_ := set $fs.csi "mountOptions" .mountOptions }}{{ end }}
+{{- with .hostPath }}{{ $_ := set $fs "hostPath" . }}{{ end }}
+{{- end }}
+{{- $_ := set $fs "operatorMountPath" (default (printf "/mnt/aifactory/filesystems/%s" .name) .operatorMountPath) }}
+{{- $filesystems = append $filesystems $fs }}
+{{- end }}
+{{- toYaml $filesystems }}
+{{- end }}
+
+{{/*
+The volume through which the operator's container sees one filesystem (an element of
+aifactory-operator.filesystems, with the values entry as .values): the values' operatorVolume if set, else the
+chart's read-only claim of the whole CSI filesystem, else the hostPath root.
+*/}}
+{{- define "aifactory-operator.filesystemVolume" -}}
+{{- if .values.operatorVolume }}
+{{- toYaml .values.operatorVolume }}
+{{- else if .fs.csi }}
+persistentVolumeClaim: {claimName: {{ .claim }}, readOnly: true}
+{{- else }}
+hostPath: {path: {{ .fs.hostPath.root }}, type: Directory}
+{{- end }}
+{{- end }}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
@@ -186,7 +188,55 @@ func TestConfigurationFromPresets(t *testing.T) {
 			if cfg.Verification.Image != "ghcr.io/aifactory-eu/aifactory-operator:0.1.0" {
 				t.Errorf("verification image %q, want the operator's own", cfg.Verification.Image)
 			}
+			checkFilesystemMounts(t, render(t, values), cfg)
 		})
+	}
+}
+
+// checkFilesystemMounts checks that the Deployment mounts every filesystem read-only where the configuration
+// says the operator sees it, a CSI one through the chart's read-only claim of the whole filesystem.
+func checkFilesystemMounts(t *testing.T, objs []*unstructured.Unstructured, cfg *configv1.Configuration) {
+	t.Helper()
+	claims := map[string]*corev1.PersistentVolume{}
+	var pod corev1.PodSpec
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "Deployment":
+			spec, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "spec")
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &pod); err != nil {
+				t.Fatal(err)
+			}
+		case "PersistentVolume":
+			pv := &corev1.PersistentVolume{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, pv); err != nil {
+				t.Fatal(err)
+			}
+			claims[pv.Spec.ClaimRef.Name] = pv
+		}
+	}
+	for _, fs := range cfg.Filesystems {
+		var vol *corev1.Volume
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if m.MountPath == fs.OperatorMountPath && m.ReadOnly {
+				for i := range pod.Volumes {
+					if pod.Volumes[i].Name == m.Name {
+						vol = &pod.Volumes[i]
+					}
+				}
+			}
+		}
+		switch {
+		case vol == nil:
+			t.Errorf("filesystem %s: nothing is mounted read-only at %s", fs.Name, fs.OperatorMountPath)
+		case fs.CSI != nil:
+			pv := claims[ptr.Deref(vol.PersistentVolumeClaim, corev1.PersistentVolumeClaimVolumeSource{}).ClaimName]
+			if pv == nil || !vol.PersistentVolumeClaim.ReadOnly || !pv.Spec.CSI.ReadOnly || strings.Contains(pv.Spec.CSI.VolumeHandle, "{path}") ||
+				pv.Spec.CSI.Driver != fs.CSI.Driver || !slices.Contains(pv.Spec.MountOptions, "ro") {
+				t.Errorf("filesystem %s: want a read-only claim of a read-only volume of the whole filesystem, got %+v and %+v", fs.Name, vol, pv)
+			}
+		case vol.HostPath == nil || vol.HostPath.Path != fs.HostPath.Root:
+			t.Errorf("filesystem %s: want the hostPath root %s, got %+v", fs.Name, fs.HostPath.Root, vol)
+		}
 	}
 }
 

@@ -49,6 +49,9 @@ const (
 	ReasonQueueNotFound = "QueueNotFound"
 	// ReasonDatasetNotReady means a referenced DatasetMount is missing or not Ready.
 	ReasonDatasetNotReady = "DatasetNotReady"
+	// ReasonDatasetRevoked means a referenced DatasetMount is no longer permitted to the tenant (its root, its
+	// class or its namespace's tenant changed, or its path became unsafe); a queued Job of the run is withdrawn.
+	ReasonDatasetRevoked = "DatasetRevoked"
 	// ReasonDatasetNotVerified means a referenced DatasetMount asks for verification that has not succeeded.
 	ReasonDatasetNotVerified = "DatasetNotVerified"
 	// ReasonCheckpointNotWritable means the checkpoint DatasetMount is not ReadWrite.

@@ -79,7 +79,7 @@ func (o *observed) granted(dsm *aifv1.DatasetMount) bool {
 
 // unsafe reports whether the path crosses a symbolic link or a file.
 func (o *observed) unsafe() bool {
-	return isPathError(o.pathErr) && !safepath.IsMissing(o.pathErr)
+	return PathUnsafe(o.pathErr)
 }
 
 func (o *observed) tenantChanged(dsm *aifv1.DatasetMount) bool {

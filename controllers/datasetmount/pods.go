@@ -26,9 +26,11 @@ const ClaimPrefix = "dataset-"
 // subresource) to be checked against the namespace's DatasetMounts.
 const PodPath = "/validate--v1-pod"
 
-// The registration of the Pod webhook: the chart, config/webhook and the local factory limit it to the
-// namespaces labelled aifactory.eu/tenant.
-// +kubebuilder:webhook:path=/validate--v1-pod,mutating=false,failurePolicy=fail,sideEffects=None,groups="",resources=pods;pods/ephemeralcontainers,verbs=create;update,versions=v1,name=vpod-datasets.aifactory.eu,admissionReviewVersions=v1
+// The registrations of the Pod webhook, for new pods and for ephemeral containers added to running ones (other
+// pod updates cannot change volumes or mounts, and are not sent): the chart, config/webhook and the local
+// factory limit both to the namespaces labelled aifactory.eu/tenant.
+// +kubebuilder:webhook:path=/validate--v1-pod,mutating=false,failurePolicy=fail,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=vpod-datasets.aifactory.eu,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate--v1-pod,mutating=false,failurePolicy=fail,sideEffects=None,groups="",resources=pods/ephemeralcontainers,verbs=update,versions=v1,name=vpodephemeral-datasets.aifactory.eu,admissionReviewVersions=v1
 
 // PodValidator refuses Pods that mount a dataset claim wider or more writable than its DatasetMount grants,
 // whoever creates them (a tenant directly, a Deployment, the Job controller).

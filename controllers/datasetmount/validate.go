@@ -229,6 +229,12 @@ func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount)
 	}
 }
 
+// PathUnsafe reports whether a CheckPath error says that the path crosses a symbolic link or a file, as
+// opposed to a path that does not exist (yet) or cannot be reached.
+func PathUnsafe(err error) bool {
+	return isPathError(err) && !safepath.IsMissing(err)
+}
+
 func isPathError(err error) bool {
 	var e *safepath.Error
 	return errors.As(err, &e)

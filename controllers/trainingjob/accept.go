@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 )
 
@@ -54,7 +55,15 @@ func Accept(tj *aifv1.TrainingJob, s Surroundings) Verdict {
 			return refuse(aifv1.ReasonGPUClassUnknown, "GPU class %s offers %s, not %s", name, c.Resource, tj.Spec.GPUResource)
 		}
 	}
-	var waiting []string
+	var waiting, revoked []string
+	for _, name := range datasetmount.DatasetsOf(tj) {
+		if d := s.DatasetMounts[name]; d != nil && datasetmount.Revoked(d) {
+			revoked = append(revoked, datasetProblem(d, name))
+		}
+	}
+	if len(revoked) > 0 {
+		return refuse(aifv1.ReasonDatasetRevoked, "%s", strings.Join(revoked, "; "))
+	}
 	for _, d := range tj.Spec.Datasets {
 		if msg := datasetProblem(s.DatasetMounts[d.Name], d.Name); msg != "" {
 			waiting = append(waiting, msg)

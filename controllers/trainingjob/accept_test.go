@@ -25,6 +25,10 @@ func TestAccept(t *testing.T) {
 	xrayVerified := withConditions(builders.DatasetMount("ns", "xray", "/medai/xray").Verification(aifv1.VerificationContent).Obj(), ready, verified)
 	ckptRW := withConditions(builders.DatasetMount("ns", "ckpt", "/medai/ckpt").Access(aifv1.ReadWrite).Obj(), ready)
 	ckptRO := withConditions(builders.DatasetMount("ns", "ckpt", "/medai/ckpt").Obj(), ready)
+	notPermitted := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonNotPermitted, Message: "root taken away"}
+	xrayRevoked := withConditions(builders.DatasetMount("ns", "xray", "/medai/xray").Obj(), notPermitted)
+	ckptRevoked := withConditions(builders.DatasetMount("ns", "ckpt", "/medai/ckpt").Access(aifv1.ReadWrite).Obj(), metav1.Condition{
+		Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonTenantChanged, Message: "moved"})
 	classes := map[string]gpuclass.Class{builders.GPUClassH100: {Name: builders.GPUClassH100, Resource: "nvidia.com/gpu"}}
 	base := func(dsms ...*aifv1.DatasetMount) Surroundings {
 		s := Surroundings{Tenant: builders.TenantQuota("medai").Obj(), QueueExists: true, Classes: classes, DatasetMounts: map[string]*aifv1.DatasetMount{}}
@@ -46,6 +50,8 @@ func TestAccept(t *testing.T) {
 	}{
 		{"everything in place", job().GPUClass(builders.GPUClassH100).Dataset("xray", "/data").Checkpoint("ckpt", "/ckpt").Obj(), base(xray, ckptRW), aifv1.ReasonAccepted},
 		{"namespace of no tenant", job().Obj(), noTenant, aifv1.ReasonNoTenant},
+		{"revoked dataset", job().Dataset("xray", "/data").Obj(), base(xrayRevoked), aifv1.ReasonDatasetRevoked},
+		{"revoked checkpoint", job().Dataset("xray", "/data").Checkpoint("ckpt", "/ckpt").Obj(), base(xray, ckptRevoked), aifv1.ReasonDatasetRevoked},
 		{"missing queue", job().Obj(), noQueue, aifv1.ReasonQueueNotFound},
 		{"unknown class", job().GPUClass("b200").Obj(), base(), aifv1.ReasonGPUClassUnknown},
 		{"class of another resource", job().GPUClass(builders.GPUClassH100).GPUResource(builders.MIGResource).Obj(), base(), aifv1.ReasonGPUClassUnknown},

@@ -341,7 +341,11 @@ func (r *Reconciler) pathsResolve(tj *aifv1.TrainingJob, dsms map[string]*aifv1.
 	for _, name := range datasetmount.DatasetsOf(tj) {
 		if d := dsms[name]; d != nil {
 			if err := datasetmount.CheckPath(r.Config, d); err != nil {
-				return refuse(aifv1.ReasonDatasetNotReady, "DatasetMount %s: spec.path: %v (resolved again before each attempt, without following symbolic links)", name, err)
+				reason := aifv1.ReasonDatasetNotReady
+				if datasetmount.PathUnsafe(err) {
+					reason = aifv1.ReasonDatasetRevoked
+				}
+				return refuse(reason, "DatasetMount %s: spec.path: %v (resolved again before each attempt, without following symbolic links)", name, err)
 			}
 		}
 	}

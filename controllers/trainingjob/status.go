@@ -188,6 +188,15 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 			act.RequeueAfter = left
 		}
 	}
+	if !reserved(obs.Workload) && obs.Verdict.Reason == aifv1.ReasonDatasetRevoked {
+		// No new run may use a revoked dataset: a Job that Kueue has not admitted yet is withdrawn, and the run
+		// waits with the reason; it is queued again as a new attempt once the dataset is permitted again.
+		settle(cur, u, obs.Now)
+		newAttempt(st)
+		act.DeleteJobs = append(act.DeleteJobs, obs.Job)
+		st.Admission = nil
+		return outcome{aifv1.PhasePending, obs.Verdict.Reason, obs.Verdict.Message + "; the queued Job was withdrawn"}
+	}
 	if !reserved(obs.Workload) && !tj.Spec.Suspend && obs.Verdict.Accepted && obs.Shape != "" && obs.Job.Annotations[aifv1.ShapeAnnotation] != obs.Shape {
 		settle(cur, u, obs.Now)
 		newAttempt(st)

@@ -171,6 +171,21 @@ func TestStep(t *testing.T) {
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1")},
 		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending,
 	}, {
+		name: "queued when its dataset is revoked: the Job is withdrawn", tj: base, old: status(aifv1.PhaseQueued, 0, first),
+		obs: Observed{Verdict: Verdict{Reason: aifv1.ReasonDatasetRevoked, Message: "DatasetMount xray is NotPermitted: gone"},
+			Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
+		phase: aifv1.PhasePending, reason: aifv1.ReasonDatasetRevoked, act: Actions{DeleteJobs: []*batchv1.Job{attemptJob(0, "s1")}},
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if len(st.Usage.Attempts) != 2 || st.Usage.Attempts[0].EndedAt == nil || !strings.HasSuffix(st.Message, "the queued Job was withdrawn") {
+				t.Errorf("attempts %+v, message %q", st.Usage.Attempts, st.Message)
+			}
+		},
+	}, {
+		name: "admitted when its dataset is revoked: the running Job is followed", tj: base, old: status(aifv1.PhaseRunning, 0, first),
+		obs: Observed{Verdict: Verdict{Reason: aifv1.ReasonDatasetRevoked, Message: "DatasetMount xray is NotPermitted: gone"},
+			Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().admitted(time.Minute).Workload},
+		phase: aifv1.PhaseAdmitted, reason: aifv1.ReasonWorkersStarting,
+	}, {
 		name: "waiting for quota with Kueue's message", tj: base, old: status(aifv1.PhaseQueued, 0, first),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().pending().Workload},
 		phase: aifv1.PhaseQueued, reason: aifv1.ReasonPending,

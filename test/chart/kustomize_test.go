@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -65,6 +68,9 @@ func TestKustomizeMatchesTheChart(t *testing.T) {
 		t.Errorf("config/default installs %s; the chart with cert-manager %s", got, want)
 	}
 	for _, u := range kust {
+		if u.GetKind() == "ValidatingWebhookConfiguration" {
+			checkKustomizedWebhooks(t, u)
+		}
 		if u.GroupVersionKind().Group == "cert-manager.io" {
 			continue
 		}
@@ -73,6 +79,28 @@ func TestKustomizeMatchesTheChart(t *testing.T) {
 		}
 		if err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner("kustomize-test"), client.ForceOwnership, client.DryRunAll); err != nil { //nolint:staticcheck // unstructured objects have no apply configurations
 			t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+// checkKustomizedWebhooks checks that every webhook points at the manager's Service and that the Pod webhooks
+// are limited to tenant namespaces, as in the chart.
+func checkKustomizedWebhooks(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	v := &admissionv1.ValidatingWebhookConfiguration{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range v.Webhooks {
+		svc := w.ClientConfig.Service
+		if svc == nil || svc.Name != "aifactory-operator-webhook" || svc.Namespace != "aifactory-system" {
+			t.Errorf("webhook %s points at %+v", w.Name, svc)
+			continue
+		}
+		pods := strings.HasSuffix(ptr.Deref(svc.Path, ""), "--v1-pod")
+		limited := w.NamespaceSelector != nil && len(w.NamespaceSelector.MatchExpressions) == 1 && w.NamespaceSelector.MatchExpressions[0].Key == "aifactory.eu/tenant"
+		if pods != limited {
+			t.Errorf("webhook %s: Pod webhook %v, limited to tenant namespaces %v", w.Name, pods, limited)
 		}
 	}
 }

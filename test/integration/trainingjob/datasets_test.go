@@ -23,7 +23,8 @@ import (
 )
 
 // A storage root taken from a tenant while a run reads a dataset under it: the DatasetMount is Stalled at
-// once, no new run may use it, and its claim and volume stay until the running run ends, then go.
+// once, no new run may use it (a queued run's Job is withdrawn), and its claim and volume stay until the
+// running run ends, then go.
 func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 	ctx := context.Background()
 	ns := tenant(t, "revoke")
@@ -37,6 +38,13 @@ func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 	}
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseRunning))
+	})
+	// A second run that waits in the queue (more GPUs than the tenant's 16) with a Job of its own.
+	waiter := builders.TrainingJob(ns, "waiter").Shape(4, 8).Dataset("scans", "/data").Obj()
+	create(t, waiter)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(get(g, ns, "waiter").Status.Phase).To(gomega.Equal(aifv1.PhaseQueued))
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(waiter, 0)}, &batchv1.Job{})).To(gomega.Succeed())
 	})
 
 	framework.Eventually(t, func(g gomega.Gomega) {
@@ -53,13 +61,18 @@ func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 		g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonNotPermitted))
 		g.Expect(apimeta.IsStatusConditionTrue(got.Status.Conditions, aifv1.ConditionStalled)).To(gomega.BeTrue())
 	})
-	// A new run may not use it.
+	// A new run may not use it, and the queued one loses its Job before Kueue admits it.
 	create(t, builders.TrainingJob(ns, "latecomer").Shape(1, 4).Dataset("scans", "/data").Obj())
 	framework.Eventually(t, func(g gomega.Gomega) {
-		late := get(g, ns, "latecomer")
-		g.Expect(late.Status.Phase).To(gomega.Equal(aifv1.PhasePending))
-		g.Expect(late.Status.Reason).To(gomega.Equal(aifv1.ReasonDatasetNotReady))
-		g.Expect(late.Status.Message).To(gomega.ContainSubstring("NotPermitted"))
+		for _, name := range []string{"latecomer", "waiter"} {
+			got := get(g, ns, name)
+			g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhasePending), name)
+			g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonDatasetRevoked), name)
+			g.Expect(got.Status.Message).To(gomega.ContainSubstring("NotPermitted"), name)
+		}
+		queued := &batchv1.Job{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(waiter, 0)}, queued)
+		g.Expect(apierrors.IsNotFound(err) || err == nil && queued.DeletionTimestamp != nil).To(gomega.BeTrue(), "the queued Job is withdrawn: %v", err)
 	})
 	// The running run keeps reading: claim and volume are still there, not being deleted.
 	for _, o := range []client.Object{pv, pvc} {
@@ -109,7 +122,7 @@ func TestPathsAreResolvedBeforeEachAttempt(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		got := get(g, ns, "through-link")
 		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhasePending))
-		g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonDatasetNotReady))
+		g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonDatasetRevoked))
 		g.Expect(got.Status.Message).To(gomega.ContainSubstring("/relink/cohort is a symbolic link"))
 	})
 	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: trainingjob.JobName(tj, 0)}, &batchv1.Job{})

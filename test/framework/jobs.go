@@ -3,10 +3,14 @@ package framework
 import (
 	"context"
 	"fmt"
+	"slices"
+	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -109,4 +113,24 @@ func SetJobReady(ctx context.Context, c client.Client, job *batchv1.Job, ready i
 	}
 	job.Status.Active, job.Status.Ready = ready, ptr.To(ready)
 	return c.Status().Update(ctx, job)
+}
+
+// Unprotect removes the storage-protection finalizers from deleted volumes and claims, as kube-controller-
+// manager's pv-protection and pvc-protection controllers (not running in envtest) do once nothing uses them.
+func Unprotect(t testing.TB, c client.Client, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		Eventually(t, func(g gomega.Gomega) {
+			err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
+			if apierrors.IsNotFound(err) {
+				return
+			}
+			g.Expect(err).NotTo(gomega.HaveOccurred())
+			g.Expect(o.GetDeletionTimestamp()).NotTo(gomega.BeNil(), "only deleted objects lose their protection")
+			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool {
+				return f == "kubernetes.io/pv-protection" || f == "kubernetes.io/pvc-protection"
+			}))
+			g.Expect(c.Update(context.Background(), o)).To(gomega.Succeed())
+		})
+	}
 }

@@ -395,15 +395,32 @@ func TestDroppedRootRevokesTheDataset(t *testing.T) {
 func jobPod(t *testing.T, job *batchv1.Job, suffix string, spec corev1.PodSpec, code int32, message string) *corev1.Pod {
 	t.Helper()
 	ctx := context.Background()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, Name: job.Name + "-" + suffix, Labels: map[string]string{
-		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue},
-		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Spec: *spec.DeepCopy()}
+	p := podOf(job, suffix, spec)
 	if err := c.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	finishPod(t, p, code, message)
 	return p
+}
+
+// podOf is a pod of the Job with the given spec, as the Job controller makes it.
+func podOf(job *batchv1.Job, suffix string, spec corev1.PodSpec) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, Name: job.Name + "-" + suffix, Labels: map[string]string{
+		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: *spec.DeepCopy()}
+}
+
+// verificationJob creates the DatasetMount, binds its claim and returns its verification Job.
+func verificationJob(t *testing.T, d *aifv1.DatasetMount) *batchv1.Job {
+	t.Helper()
+	create(t, d)
+	bind(t, d)
+	job := &batchv1.Job{}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: d.Namespace, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
+	})
+	return job
 }
 
 // finishPod writes the status the kubelet would write for a pod whose verify container ended.

@@ -324,12 +324,7 @@ func initPodWith(claimName string) *corev1.Pod {
 func TestForgedVerificationPodsAreIgnored(t *testing.T) {
 	ctx := context.Background()
 	d := builders.DatasetMount(ns, "forged", "/medai/forged").Verification(aifv1.VerificationMetadata).Obj()
-	create(t, d)
-	bind(t, d)
-	job := &batchv1.Job{}
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
-	})
+	job := verificationJob(t, d)
 	forged := `{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","files":1,"bytes":1,"mode":"Metadata","verifiedAt":"2026-01-01T00:00:00Z"}`
 	own := job.Spec.Template.Spec
 
@@ -369,11 +364,8 @@ func TestForgedVerificationPodsAreIgnored(t *testing.T) {
 func TestVerificationPlacementAndDeadline(t *testing.T) {
 	ctx := context.Background()
 	d := builders.DatasetMount(ns, "placed", "/medai/placed").Verification(aifv1.VerificationContent).Obj()
-	create(t, d)
-	bind(t, d)
-	job := &batchv1.Job{}
+	job := verificationJob(t, d)
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.VerificationJobName(dsm(g, d.Name))}, job)).To(gomega.Succeed())
 		g.Expect(condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionVerified).Reason).To(gomega.Equal(aifv1.ReasonVerificationRunning))
 	})
 	spec := job.Spec.Template.Spec
@@ -391,10 +383,7 @@ func TestVerificationPlacementAndDeadline(t *testing.T) {
 		t.Errorf("verification Job deadline = %v, want 21600 s", job.Spec.ActiveDeadlineSeconds)
 	}
 	// The pod waits for a node that never comes, as the scheduler reports it.
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: job.Name + "-w", Labels: map[string]string{
-		batchv1.JobNameLabel: job.Name, aifv1.ManagedByLabel: aifv1.ManagedByValue},
-		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Spec: *spec.DeepCopy()}
+	p := podOf(job, "w", spec)
 	if err := c.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	testingclock "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -161,22 +159,8 @@ func bind(t *testing.T, d *aifv1.DatasetMount) {
 	})
 }
 
-// unprotect removes the storage-protection finalizers from deleted volumes and claims, as kube-controller-
-// manager's pv-protection and pvc-protection controllers (not running in envtest) do once nothing uses them.
+// unprotect stands in for kube-controller-manager's storage protection controllers (see framework.Unprotect).
 func unprotect(t *testing.T, objs ...client.Object) {
 	t.Helper()
-	for _, o := range objs {
-		framework.Eventually(t, func(g gomega.Gomega) {
-			err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
-			if apierrors.IsNotFound(err) {
-				return
-			}
-			g.Expect(err).NotTo(gomega.HaveOccurred())
-			g.Expect(o.GetDeletionTimestamp()).NotTo(gomega.BeNil(), "only deleted objects lose their protection")
-			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool {
-				return f == "kubernetes.io/pv-protection" || f == "kubernetes.io/pvc-protection"
-			}))
-			g.Expect(c.Update(context.Background(), o)).To(gomega.Succeed())
-		})
-	}
+	framework.Unprotect(t, c, objs...)
 }

@@ -131,22 +131,8 @@ func TestPathsAreResolvedBeforeEachAttempt(t *testing.T) {
 	}
 }
 
-// unprotect removes the storage-protection finalizers from deleted volumes and claims, as kube-controller-
-// manager's pv-protection and pvc-protection controllers (not running in envtest) do once nothing uses them.
+// unprotect stands in for kube-controller-manager's storage protection controllers (see framework.Unprotect).
 func unprotect(t *testing.T, objs ...client.Object) {
 	t.Helper()
-	for _, o := range objs {
-		framework.Eventually(t, func(g gomega.Gomega) {
-			err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
-			if apierrors.IsNotFound(err) {
-				return
-			}
-			g.Expect(err).NotTo(gomega.HaveOccurred())
-			g.Expect(o.GetDeletionTimestamp()).NotTo(gomega.BeNil(), "only deleted objects lose their protection")
-			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool {
-				return f == "kubernetes.io/pv-protection" || f == "kubernetes.io/pvc-protection"
-			}))
-			g.Expect(c.Update(context.Background(), o)).To(gomega.Succeed())
-		})
-	}
+	framework.Unprotect(t, c, objs...)
 }

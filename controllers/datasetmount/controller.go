@@ -330,7 +330,7 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 		return verification{}, nil
 	}
 	if r.Config.Verification.Image == "" {
-		return verification{failure: "no verification image is configured (verification.image in the operator configuration)"}, nil
+		return verification{failure: noImage}, nil
 	}
 	classes, err := gpuclass.Known(ctx, r.Client)
 	if err != nil {
@@ -364,6 +364,10 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 	return v, nil
 }
 
+// noImage is the failure of a verification that could not start for want of configuration; unlike the others
+// it is not final, so that a corrected configuration verifies the dataset without a change to it.
+const noImage = "no verification image is configured (verification.image in the operator configuration)"
+
 // stopOverdueVerification deletes the current generation's verification Job if its verification failed while
 // the Job was still unfinished (it ran past its deadline).
 func (r *Reconciler) stopOverdueVerification(ctx context.Context, dsm *aifv1.DatasetMount) error {
@@ -396,7 +400,7 @@ func verificationFinal(dsm *aifv1.DatasetMount) bool {
 	}
 	switch c.Reason {
 	case aifv1.ReasonVerificationFailed:
-		return true
+		return c.Message != noImage
 	case aifv1.ReasonVerificationSucceeded:
 		return dsm.Status.Manifest != nil && dsm.Status.Manifest.Mode == dsm.Spec.Verification
 	}

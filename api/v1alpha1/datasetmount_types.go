@@ -24,6 +24,9 @@ const (
 
 	// ReasonClaimBound means the claim is bound to the dataset's PersistentVolume.
 	ReasonClaimBound = "ClaimBound"
+	// ReasonClaimConflict means a claim of the dataset's claim name exists that the operator did not make for this
+	// DatasetMount; no volume is made until it is deleted.
+	ReasonClaimConflict = "ClaimConflict"
 	// ReasonClaimPending means the claim is not bound yet.
 	ReasonClaimPending = "ClaimPending"
 	// ReasonFilesystemUnknown means spec.filesystem is not in the operator configuration.

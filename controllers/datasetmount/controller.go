@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -64,7 +65,9 @@ type observed struct {
 	// pathErr is why the path cannot be resolved without symbolic links, nil when it can.
 	pathErr error
 	claim   *corev1.PersistentVolumeClaim
-	users   []string
+	// conflict says why the claim or the volume could not be made (a claim of that name is not the operator's).
+	conflict string
+	users    []string
 	// running are the users whose pods may be running (an attempt's Job exists).
 	running []string
 	verify  verification
@@ -113,11 +116,13 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	switch {
 	case obs.granted(dsm):
-		if obs.claim, err = r.ensureVolume(ctx, dsm, obs.fs); err != nil {
+		if obs.claim, obs.conflict, err = r.ensureVolume(ctx, dsm, obs); err != nil {
 			return ctrl.Result{}, err
 		}
-		if obs.verify, err = r.ensureVerification(ctx, dsm, obs); err != nil {
-			return ctrl.Result{}, err
+		if obs.claim != nil {
+			if obs.verify, err = r.ensureVerification(ctx, dsm, obs); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 	case obs.pathErr != nil && !obs.unsafe():
 		// The path is missing or out of reach for now: nothing new is made, and what exists stays.
@@ -128,21 +133,30 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 	}
-	return requeue(dsm, obs, r.Config), r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
+	return requeue(dsm, obs), r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
 }
 
-// requeue asks for another pass when a missing path may have appeared (each minute) or when a verification
-// reaches its deadline.
-func requeue(dsm *aifv1.DatasetMount, obs *observed, cfg *configv1.Configuration) ctrl.Result {
+// pathRecheck is how often a granted DatasetMount's path is resolved again without an event.
+const pathRecheck = 10 * time.Minute
+
+// requeue asks for another pass when a missing path may have appeared (each minute), when a verification
+// reaches its deadline, and every pathRecheck for a granted DatasetMount.
+func requeue(dsm *aifv1.DatasetMount, obs *observed) ctrl.Result {
 	if obs.pathErr != nil && !isPathError(obs.pathErr) || safepath.IsMissing(obs.pathErr) {
 		return ctrl.Result{RequeueAfter: time.Minute}
 	}
-	if obs.verify.running {
-		if left := verificationDeadline(dsm, cfg).Sub(obs.now); left > 0 {
-			return ctrl.Result{RequeueAfter: left}
-		}
+	var after time.Duration
+	if obs.granted(dsm) {
+		// A folder swapped for a link after the last look is found within this time, even without an event.
+		after = pathRecheck
 	}
-	return ctrl.Result{}
+	if left := obs.verify.deadline.Sub(obs.now); obs.verify.running && left > 0 && (after == 0 || left < after) {
+		after = left
+	}
+	if obs.verify.again {
+		after = 2 * time.Second
+	}
+	return ctrl.Result{RequeueAfter: after}
 }
 
 func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs []aifv1.TrainingJob) (*observed, error) {
@@ -280,34 +294,63 @@ func (r *Reconciler) deleteVolume(ctx context.Context, dsm *aifv1.DatasetMount) 
 	return nil
 }
 
+// ownsVolume reports whether the volume was made for this DatasetMount: its namespace and name, and its UID where
+// the volume records one, so that a DatasetMount declared again under the same name never adopts an old volume.
 func ownsVolume(dsm *aifv1.DatasetMount, pv *corev1.PersistentVolume) bool {
-	return pv.Annotations[NamespaceAnnotation] == dsm.Namespace && pv.Annotations[NameAnnotation] == dsm.Name
+	uid := pv.Annotations[UIDAnnotation]
+	return pv.Annotations[NamespaceAnnotation] == dsm.Namespace && pv.Annotations[NameAnnotation] == dsm.Name &&
+		(uid == "" || uid == string(dsm.UID))
 }
 
-// ensureVolume creates the volume and the claim if they are missing, and returns the claim.
-func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, fs *configv1.Filesystem) (*corev1.PersistentVolumeClaim, error) {
-	pv := &corev1.PersistentVolume{}
-	switch err := r.Client.Get(ctx, types.NamespacedName{Name: VolumeName(dsm)}, pv); {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, PersistentVolume(dsm, fs)); client.IgnoreAlreadyExists(err) != nil {
-			return nil, fmt.Errorf("creating volume: %w", err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("reading volume: %w", err)
-	case !ownsVolume(dsm, pv):
-		return nil, fmt.Errorf("volume %s belongs to another dataset", pv.Name)
-	}
-	claim := &corev1.PersistentVolumeClaim{}
+// ownsClaim reports whether a claim is the one the operator makes for the DatasetMount: controlled by it, bound
+// by name to its volume, and not being deleted. A claim of the same name that the tenant made (directly, or as a
+// pod's ephemeral volume) is not, and the volume is never made for it.
+func ownsClaim(dsm *aifv1.DatasetMount, claim *corev1.PersistentVolumeClaim) bool {
+	return metav1.IsControlledBy(claim, dsm) && claim.Spec.VolumeName == VolumeName(dsm) && claim.DeletionTimestamp == nil
+}
+
+// ensureVolume makes the claim, then the volume pre-bound to that claim's UID, and returns the claim; conflict
+// says why it stopped when a claim of that name is not the operator's. A volume whose source no longer matches
+// the configuration (a filesystem changed from whole to per-dataset mounts) is replaced once no run uses it.
+func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) (claim *corev1.PersistentVolumeClaim, conflict string, err error) {
+	claim = &corev1.PersistentVolumeClaim{}
 	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}, claim); {
 	case apierrors.IsNotFound(err):
 		claim = PersistentVolumeClaim(dsm)
-		if err := r.Client.Create(ctx, claim); client.IgnoreAlreadyExists(err) != nil {
-			return nil, fmt.Errorf("creating claim: %w", err)
+		switch err := r.Client.Create(ctx, claim); {
+		case apierrors.IsAlreadyExists(err):
+			// Either this pass reads a cache that has not seen the claim made by an earlier pass (the claim's
+			// own event brings the next pass), or someone else made a claim of that name.
+			return nil, fmt.Sprintf("claim %s exists but is not (yet) seen as this DatasetMount's; if it is not the operator's, delete it", claim.Name), nil
+		case err != nil:
+			return nil, "", fmt.Errorf("creating claim: %w", err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("reading claim: %w", err)
+		return nil, "", fmt.Errorf("reading claim: %w", err)
+	case !ownsClaim(dsm, claim):
+		return nil, fmt.Sprintf("claim %s is not this DatasetMount's (it is not controlled by it, names another volume, or is being deleted); delete it", claim.Name), nil
 	}
-	return claim, nil
+	want := PersistentVolume(dsm, obs.fs, claim.UID)
+	pv := &corev1.PersistentVolume{}
+	switch err := r.Client.Get(ctx, types.NamespacedName{Name: want.Name}, pv); {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); client.IgnoreAlreadyExists(err) != nil {
+			return nil, "", fmt.Errorf("creating volume: %w", err)
+		}
+	case err != nil:
+		return nil, "", fmt.Errorf("reading volume: %w", err)
+	case !ownsVolume(dsm, pv):
+		return nil, fmt.Sprintf("volume %s belongs to another DatasetMount of the same name; it is released when that one is gone", pv.Name), nil
+	case !sameSource(pv, want) && len(obs.running) == 0:
+		return nil, "", r.deleteVolume(ctx, dsm)
+	}
+	return claim, "", nil
+}
+
+// sameSource reports whether a volume reaches the data as want does: source, mount options and access.
+func sameSource(pv, want *corev1.PersistentVolume) bool {
+	return equality.Semantic.DeepEqual(pv.Spec.PersistentVolumeSource, want.Spec.PersistentVolumeSource) &&
+		slices.Equal(pv.Spec.MountOptions, want.Spec.MountOptions) && slices.Equal(pv.Spec.AccessModes, want.Spec.AccessModes)
 }
 
 // verification is the state of the current generation's verification.
@@ -315,6 +358,10 @@ type verification struct {
 	running bool
 	// waiting says why a running verification has not started, such as a pod that no node takes.
 	waiting string
+	// deadline is when a running verification fails.
+	deadline time.Time
+	// again asks for another pass soon (a replaced Job).
+	again   bool
 	result  *manifest.Result
 	failure string
 }
@@ -343,25 +390,45 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 		if err := r.Client.Create(ctx, want); client.IgnoreAlreadyExists(err) != nil {
 			return verification{}, fmt.Errorf("creating verification job: %w", err)
 		}
-		return verification{running: true}, nil
+		return verification{running: true, deadline: obs.now.Add(deadlineOf(r.Config))}, nil
 	case err != nil:
 		return verification{}, fmt.Errorf("reading verification job: %w", err)
+	}
+	if !metav1.IsControlledBy(job, dsm) || !RunsVerification(&job.Spec.Template.Spec, &want.Spec.Template.Spec) {
+		// Not the Job the operator makes now: someone else's Job of that name, or one of an earlier version of
+		// the operator (another image). It is replaced, and the verification starts again.
+		if job.DeletionTimestamp == nil {
+			if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return verification{}, fmt.Errorf("deleting a verification job that is not the operator's: %w", err)
+			}
+		}
+		// The Job may not be the DatasetMount's, so its deletion brings no event: look again shortly.
+		return verification{running: true, waiting: fmt.Sprintf("job %s did not run the operator's verification; it is made again", job.Name),
+			deadline: obs.now.Add(deadlineOf(r.Config)), again: true}, nil
 	}
 	pods, err := r.verificationPods(ctx, job, want)
 	if err != nil {
 		return verification{}, err
 	}
 	v := readVerification(job, pods)
-	if v.running && !obs.now.Before(verificationDeadline(dsm, r.Config)) {
+	v.deadline = job.CreationTimestamp.Add(deadlineOf(r.Config))
+	if v.running && !obs.now.Before(v.deadline) {
 		// The failure is written first; the pass that reads it back stops the Job (stopOverdueVerification), so
 		// that a pass on a stale copy cannot make the Job again.
 		why := "no node ran it"
 		if v.waiting != "" {
 			why = v.waiting
 		}
-		return verification{failure: fmt.Sprintf("the verification did not finish within %ds (verification.deadlineSeconds): %s", *r.Config.Verification.DeadlineSeconds, why)}, nil
+		return verification{failure: fmt.Sprintf("the verification did not finish within %s (verification.deadlineSeconds): %s", deadlineOf(r.Config), why)}, nil
 	}
 	return v, nil
+}
+
+func deadlineOf(cfg *configv1.Configuration) time.Duration {
+	if d := cfg.Verification.DeadlineSeconds; d != nil {
+		return time.Duration(*d) * time.Second
+	}
+	return time.Duration(configv1.DefaultVerificationDeadlineSeconds) * time.Second
 }
 
 // noImage is the failure of a verification that could not start for want of configuration; unlike the others
@@ -405,20 +472,6 @@ func verificationFinal(dsm *aifv1.DatasetMount) bool {
 		return dsm.Status.Manifest != nil && dsm.Status.Manifest.Mode == dsm.Spec.Verification
 	}
 	return false
-}
-
-// verificationDeadline is when the current generation's verification must have finished: deadlineSeconds
-// after it started running.
-func verificationDeadline(dsm *aifv1.DatasetMount, cfg *configv1.Configuration) time.Time {
-	d := time.Duration(configv1.DefaultVerificationDeadlineSeconds) * time.Second
-	if cfg.Verification.DeadlineSeconds != nil {
-		d = time.Duration(*cfg.Verification.DeadlineSeconds) * time.Second
-	}
-	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionVerified)
-	if c == nil || c.Reason != aifv1.ReasonVerificationRunning || c.ObservedGeneration != dsm.Generation {
-		return time.Now().Add(d)
-	}
-	return c.LastTransitionTime.Add(d)
 }
 
 // readVerification reads a verification Job and the pods that may speak for it.
@@ -514,7 +567,22 @@ func RunsVerification(got, want *corev1.PodSpec) bool {
 		len(g.Env) > 0 || len(g.EnvFrom) > 0 || !equality.Semantic.DeepEqual(g.VolumeMounts, w.VolumeMounts) {
 		return false
 	}
-	return equality.Semantic.DeepEqual(got.Volumes, want.Volumes)
+	return equality.Semantic.DeepEqual(got.Volumes, want.Volumes) && identity(got.SecurityContext, g.SecurityContext) == identity(want.SecurityContext, w.SecurityContext)
+}
+
+// identity is the user and group a pod's container runs as, as far as the spec says.
+func identity(pod *corev1.PodSecurityContext, c *corev1.SecurityContext) [2]int64 {
+	id := [2]int64{-1, -1}
+	if pod != nil {
+		id = [2]int64{ptr.Deref(pod.RunAsUser, -1), ptr.Deref(pod.RunAsGroup, -1)}
+	}
+	if c != nil && c.RunAsUser != nil {
+		id[0] = *c.RunAsUser
+	}
+	if c != nil && c.RunAsGroup != nil {
+		id[1] = *c.RunAsGroup
+	}
+	return id
 }
 
 // writeStatus writes the status if it changed, then records events for changed conditions.

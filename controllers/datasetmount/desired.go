@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
@@ -22,6 +23,7 @@ import (
 const (
 	NamespaceAnnotation = "aifactory.eu/datasetmount-namespace"
 	NameAnnotation      = "aifactory.eu/datasetmount-name"
+	UIDAnnotation       = "aifactory.eu/datasetmount-uid"
 )
 
 // nominalSize is the capacity written on the volume and requested by the claim. A static dataset volume has no
@@ -55,14 +57,15 @@ func accessMode(a aifv1.Access) corev1.PersistentVolumeAccessMode {
 	return corev1.ReadOnlyMany
 }
 
-// PersistentVolume is the dataset's volume: pre-bound to its claim, reclaim policy Retain (deleting the volume
-// object never deletes data), read-only unless the DatasetMount is ReadWrite.
-func PersistentVolume(dsm *aifv1.DatasetMount, fs *configv1.Filesystem) *corev1.PersistentVolume {
+// PersistentVolume is the dataset's volume: pre-bound to its claim (by UID once the claim exists, so that no
+// other claim of that name can bind it), reclaim policy Retain (deleting the volume object never deletes data),
+// read-only unless the DatasetMount is ReadWrite.
+func PersistentVolume(dsm *aifv1.DatasetMount, fs *configv1.Filesystem, claimUID types.UID) *corev1.PersistentVolume {
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        VolumeName(dsm),
 			Labels:      map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue},
-			Annotations: map[string]string{NamespaceAnnotation: dsm.Namespace, NameAnnotation: dsm.Name},
+			Annotations: map[string]string{NamespaceAnnotation: dsm.Namespace, NameAnnotation: dsm.Name, UIDAnnotation: string(dsm.UID)},
 		},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: nominalSize},
@@ -71,7 +74,7 @@ func PersistentVolume(dsm *aifv1.DatasetMount, fs *configv1.Filesystem) *corev1.
 			StorageClassName:              "",
 			VolumeMode:                    ptr.To(corev1.PersistentVolumeFilesystem),
 			ClaimRef: &corev1.ObjectReference{
-				APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: dsm.Namespace, Name: ClaimName(dsm),
+				APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: dsm.Namespace, Name: ClaimName(dsm), UID: claimUID,
 			},
 		},
 	}

@@ -81,7 +81,7 @@ func TestPersistentVolume(t *testing.T) {
 	dsm := builders.DatasetMount("medai-dev", "xray", "/medai/xray/v3").Obj()
 	csi := &configv1.Filesystem{Name: "lustre", CSI: &configv1.CSIFilesystem{Driver: "lustre.csi.hpe.com",
 		VolumeHandle: "mgs@tcp:/fs{path}", VolumeAttributes: map[string]string{"subdir": "{path}", "fixed": "x"}, MountOptions: []string{"ro"}}}
-	pv := PersistentVolume(dsm, csi)
+	pv := PersistentVolume(dsm, csi, "")
 	if pv.Spec.CSI.VolumeHandle != "mgs@tcp:/fs/medai/xray/v3" || pv.Spec.CSI.VolumeAttributes["subdir"] != "/medai/xray/v3" ||
 		pv.Spec.CSI.VolumeAttributes["fixed"] != "x" || !pv.Spec.CSI.ReadOnly || pv.Spec.MountOptions[0] != "ro" {
 		t.Fatalf("CSI source: %+v", pv.Spec.CSI)
@@ -100,7 +100,7 @@ func TestPersistentVolume(t *testing.T) {
 
 	rw := builders.DatasetMount("medai-dev", "ckpt", "/medai/ckpt").Access(aifv1.ReadWrite).Obj()
 	host := &configv1.Filesystem{Name: "scratch", HostPath: &configv1.HostPathFilesystem{Root: "/lustre/scratch"}}
-	pv = PersistentVolume(rw, host)
+	pv = PersistentVolume(rw, host, "")
 	if pv.Spec.HostPath.Path != "/lustre/scratch/medai/ckpt" || *pv.Spec.HostPath.Type != corev1.HostPathDirectory || pv.Spec.AccessModes[0] != corev1.ReadWriteMany {
 		t.Fatalf("hostPath volume: %+v", pv.Spec)
 	}
@@ -141,11 +141,11 @@ func TestNamesAreBoundedAndDistinct(t *testing.T) {
 // configured rw. A ReadWrite one keeps the configured options.
 func TestReadOnlyVolumesCarryTheMountOption(t *testing.T) {
 	fs := &configv1.Filesystem{Name: "lustre", CSI: &configv1.CSIFilesystem{Driver: "d", VolumeHandle: "h{path}", MountOptions: []string{"flock", "rw"}}}
-	ro := PersistentVolume(builders.DatasetMount("ns", "a", "/a").Obj(), fs)
+	ro := PersistentVolume(builders.DatasetMount("ns", "a", "/a").Obj(), fs, "")
 	if !ro.Spec.CSI.ReadOnly || !slices.Equal(ro.Spec.MountOptions, []string{"flock", "ro"}) {
 		t.Errorf("ReadOnly volume: readOnly %v, options %v", ro.Spec.CSI.ReadOnly, ro.Spec.MountOptions)
 	}
-	rw := PersistentVolume(builders.DatasetMount("ns", "b", "/b").Access(aifv1.ReadWrite).Obj(), fs)
+	rw := PersistentVolume(builders.DatasetMount("ns", "b", "/b").Access(aifv1.ReadWrite).Obj(), fs, "")
 	if rw.Spec.CSI.ReadOnly || !slices.Equal(rw.Spec.MountOptions, []string{"flock", "rw"}) {
 		t.Errorf("ReadWrite volume: readOnly %v, options %v", rw.Spec.CSI.ReadOnly, rw.Spec.MountOptions)
 	}

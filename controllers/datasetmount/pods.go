@@ -77,39 +77,69 @@ func CheckPodDatasets(pod *corev1.Pod, dsms []aifv1.DatasetMount, cfg *configv1.
 	var errs field.ErrorList
 	volumes := field.NewPath("spec", "volumes")
 	for i, vol := range pod.Spec.Volumes {
+		if vol.Ephemeral != nil && strings.HasPrefix(pod.Name+"-"+vol.Name, ClaimPrefix) {
+			// The claim of an ephemeral volume is named <pod>-<volume>: a pod must not make a claim of a
+			// dataset's name, which the dataset's volume could bind.
+			errs = append(errs, field.Forbidden(volumes.Index(i).Child("name"), fmt.Sprintf("the ephemeral volume's claim would be named %s-%s; claims named %s* belong to DatasetMounts",
+				pod.Name, vol.Name, ClaimPrefix)))
+			continue
+		}
 		pvc := vol.PersistentVolumeClaim
 		if pvc == nil || !strings.HasPrefix(pvc.ClaimName, ClaimPrefix) {
 			continue
 		}
-		vp := volumes.Index(i).Child("persistentVolumeClaim", "claimName")
 		d := byClaim[pvc.ClaimName]
-		switch {
-		case d == nil:
-			errs = append(errs, field.Forbidden(vp, fmt.Sprintf("claims named %s* belong to DatasetMounts, and no DatasetMount of namespace %s has claim %s",
-				ClaimPrefix, pod.Namespace, pvc.ClaimName)))
-			continue
-		case d.DeletionTimestamp != nil:
-			errs = append(errs, field.Forbidden(vp, fmt.Sprintf("DatasetMount %s is being deleted", d.Name)))
-			continue
-		case Revoked(d):
-			errs = append(errs, field.Forbidden(vp, fmt.Sprintf("DatasetMount %s may not be used: %s", d.Name, readyMessage(d))))
+		if msg := claimRefusal(pod, pvc.ClaimName, d, cfg); msg != "" {
+			errs = append(errs, field.Forbidden(volumes.Index(i).Child("persistentVolumeClaim", "claimName"), msg))
 			continue
 		}
-		subPath := ""
-		if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil {
-			subPath = SubPath(d, fs)
-		}
-		readOnly := d.Spec.Access != aifv1.ReadWrite
-		forEachMount(pod, vol.Name, func(mp *field.Path, m *corev1.VolumeMount) {
-			if readOnly && !pvc.ReadOnly && !m.ReadOnly {
-				errs = append(errs, field.Forbidden(mp.Child("readOnly"), fmt.Sprintf("DatasetMount %s is ReadOnly: mount claim %s with readOnly: true", d.Name, pvc.ClaimName)))
-			}
-			if subPath != "" && (m.SubPath != subPath || m.SubPathExpr != "") {
-				errs = append(errs, field.Forbidden(mp.Child("subPath"), fmt.Sprintf("claim %s is the whole filesystem %s; DatasetMount %s grants subPath %q only",
-					pvc.ClaimName, d.Spec.Filesystem, d.Name, subPath)))
-			}
-		})
+		errs = append(errs, checkMounts(pod, &vol, d, cfg)...)
 	}
+	return errs
+}
+
+// claimRefusal says why no pod may mount the dataset claim now: no DatasetMount has it, it is being deleted or
+// revoked, or its path does not resolve without links (resolved again for every pod, so that a folder swapped
+// for a link since the controller last looked is not mounted). Empty when the claim may be mounted.
+func claimRefusal(pod *corev1.Pod, claim string, d *aifv1.DatasetMount, cfg *configv1.Configuration) string {
+	switch {
+	case d == nil:
+		return fmt.Sprintf("claims named %s* belong to DatasetMounts, and no DatasetMount of namespace %s has claim %s", ClaimPrefix, pod.Namespace, claim)
+	case d.DeletionTimestamp != nil:
+		return fmt.Sprintf("DatasetMount %s is being deleted", d.Name)
+	case Revoked(d):
+		return fmt.Sprintf("DatasetMount %s may not be used: %s", d.Name, readyMessage(d))
+	}
+	if err := CheckPath(cfg, d); err != nil {
+		return fmt.Sprintf("DatasetMount %s: spec.path: %v (resolved without following symbolic links)", d.Name, err)
+	}
+	return ""
+}
+
+// checkMounts checks the mounts of a dataset claim's volume: read-only for ReadOnly data, exactly the dataset's
+// subPath on a filesystem mounted whole, and no fsGroup there (the kubelet would change the group of the whole
+// volume, here the whole filesystem).
+func checkMounts(pod *corev1.Pod, vol *corev1.Volume, d *aifv1.DatasetMount, cfg *configv1.Configuration) field.ErrorList {
+	var errs field.ErrorList
+	claim := vol.PersistentVolumeClaim
+	subPath := ""
+	if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil {
+		subPath = SubPath(d, fs)
+	}
+	if subPath != "" && pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "securityContext", "fsGroup"), fmt.Sprintf("claim %s is the whole filesystem %s; pods that mount it may not set fsGroup",
+			claim.ClaimName, d.Spec.Filesystem)))
+	}
+	readOnly := d.Spec.Access != aifv1.ReadWrite
+	forEachMount(pod, vol.Name, func(mp *field.Path, m *corev1.VolumeMount) {
+		if readOnly && !claim.ReadOnly && !m.ReadOnly {
+			errs = append(errs, field.Forbidden(mp.Child("readOnly"), fmt.Sprintf("DatasetMount %s is ReadOnly: mount claim %s with readOnly: true", d.Name, claim.ClaimName)))
+		}
+		if subPath != "" && (m.SubPath != subPath || m.SubPathExpr != "") {
+			errs = append(errs, field.Forbidden(mp.Child("subPath"), fmt.Sprintf("claim %s is the whole filesystem %s; DatasetMount %s grants subPath %q only",
+				claim.ClaimName, d.Spec.Filesystem, d.Name, subPath)))
+		}
+	})
 	return errs
 }
 

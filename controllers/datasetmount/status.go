@@ -51,7 +51,7 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 	ready := apimeta.FindStatusCondition(conds, aifv1.ConditionReady)
 	verified := apimeta.FindStatusCondition(conds, aifv1.ConditionVerified)
 	switch {
-	case slices.Contains(revokedReasons, ready.Reason):
+	case slices.Contains(revokedReasons, ready.Reason), ready.Reason == aifv1.ReasonClaimConflict:
 		return progress.Stuck, *ready
 	case verified != nil && verified.Reason == aifv1.ReasonVerificationFailed:
 		return progress.Stuck, *verified
@@ -69,7 +69,7 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 // revokedReasons are the Ready reasons of a DatasetMount that the tenant may not use: it gets no volume, and
 // loses the one it had once no running run uses it.
 var revokedReasons = []string{aifv1.ReasonNoTenant, aifv1.ReasonFilesystemUnknown, aifv1.ReasonNotPermitted,
-	aifv1.ReasonTenantChanged, aifv1.ReasonPathUnsafe, aifv1.ReasonPathUnavailable}
+	aifv1.ReasonTenantChanged, aifv1.ReasonPathUnsafe}
 
 // Revoked reports whether a DatasetMount's status says the tenant may not use it.
 func Revoked(dsm *aifv1.DatasetMount) bool {
@@ -95,6 +95,8 @@ func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 		c.Message = fmt.Sprintf("spec.path: %v; dataset paths are resolved without following symbolic links", obs.pathErr)
 	case obs.pathErr != nil:
 		c.Reason, c.Message = aifv1.ReasonPathUnavailable, fmt.Sprintf("spec.path: %v; the operator looks again every minute", obs.pathErr)
+	case obs.conflict != "":
+		c.Reason, c.Message = aifv1.ReasonClaimConflict, obs.conflict
 	case obs.claim == nil || obs.claim.Status.Phase != corev1.ClaimBound:
 		c.Reason = aifv1.ReasonClaimPending
 		c.Message = fmt.Sprintf("claim %s waits to be bound to volume %s", ClaimName(dsm), VolumeName(dsm))

@@ -61,12 +61,23 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 	if !slices.Contains(allowed, dsm.Spec.Classification) {
 		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("tenant %s may use %s data only", tenant.Name, joinClasses(allowed))))
 	}
-	if floor, root := classificationFloor(under); rank(dsm.Spec.Classification) < rank(floor) {
-		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("data under %s is at least %s (set by the storage root of tenant %s); declare %s or higher",
+	// Roots below the path count too: a DatasetMount of /medai holds what lies in /medai/patients.
+	var above []aifv1.StorageRoot
+	for _, r := range roots {
+		if Within(p, r.Path) || Within(r.Path, p) {
+			above = append(above, r)
+		}
+	}
+	if floor, root := classificationFloor(above); rank(dsm.Spec.Classification) < rank(floor) {
+		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("data under %s is at least %s (set by a storage root of tenant %s); declare %s or higher",
 			root, floor, tenant.Name, floor)))
 	}
 	if fs := filesystem(cfg, dsm.Spec.Filesystem); fs != nil {
 		errs = append(errs, handleCharacters(spec.Child("path"), p, fs)...)
+		if dsm.Spec.Access == aifv1.ReadWrite && fs.CSI != nil && fs.CSI.WholeFilesystem {
+			errs = append(errs, field.Forbidden(spec.Child("access"), fmt.Sprintf("filesystem %s is mounted whole (wholeFilesystem); a writable claim of it would be held in by a subPath alone, so it offers ReadOnly datasets only",
+				fs.Name)))
+		}
 	}
 	return errs
 }

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -182,6 +183,7 @@ func TestClassificationFloorsOfStorageRoots(t *testing.T) {
 		{"/hospital/patients/ct", aifv1.ClassificationHealth, ""},
 		{"/hospital/statistics", aifv1.ClassificationPublic, "data under /hospital is at least internal"},
 		{"/hospital/statistics", aifv1.ClassificationInternal, ""},
+		{"/hospital", aifv1.ClassificationInternal, "data under /hospital/patients is at least health"},
 	}
 	for i, tc := range cases {
 		d := builders.DatasetMount(floorNS, fmt.Sprintf("floor-%d", i), tc.path).Filesystem(fsScratch).Classification(tc.class).Obj()
@@ -255,6 +257,9 @@ func TestPodsMountDatasetClaimsOnlyAsGranted(t *testing.T) {
 		{"whole filesystem, subPathExpr", podWith(claim(whole), true,
 			corev1.VolumeMount{Name: "d", MountPath: "/d", ReadOnly: true, SubPathExpr: "medai/$(NS)"}), "spec.containers[0].volumeMounts[0].subPath"},
 		{"claim of no DatasetMount", podWith("dataset-made-up", true, corev1.VolumeMount{Name: "d", MountPath: "/d", ReadOnly: true}), "spec.volumes[0].persistentVolumeClaim.claimName"},
+		{"an ephemeral volume whose claim takes a dataset's name", ephemeralPod("dataset", "pods-ro"), "spec.volumes[0].name"},
+		{"fsGroup on a whole-filesystem claim", withFSGroup(podWith(claim(whole), true,
+			corev1.VolumeMount{Name: "d", MountPath: "/d", ReadOnly: true, SubPath: "medai/pods-whole"})), "spec.securityContext.fsGroup"},
 		{"ReadOnly claim, read-only mount", podWith(claim(ro), false, corev1.VolumeMount{Name: "d", MountPath: "/d", ReadOnly: true}), ""},
 		{"ReadOnly claim, read-only volume", podWith(claim(ro), true, corev1.VolumeMount{Name: "d", MountPath: "/d"}), ""},
 		{"whole filesystem with the dataset's subPath", podWith(claim(whole), true,
@@ -277,6 +282,21 @@ func TestPodsMountDatasetClaimsOnlyAsGranted(t *testing.T) {
 		})
 	}
 
+	// A folder swapped for a link after the DatasetMount became Ready: the next pod is refused at once, before the
+	// controller's next look.
+	swapped := builders.DatasetMount(ns, "pods-swapped", "/medai/pods-swapped").Filesystem(fsScratch).Obj()
+	create(t, swapped)
+	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(dsm(g, swapped.Name).Status.ClaimName).NotTo(gomega.BeEmpty()) })
+	mkdir(t, fsScratch, "/gridlab/pods-secret")
+	if err := os.Remove(fsFolder(fsScratch, "/medai/pods-swapped")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, "../gridlab/pods-secret", fsScratch, "/medai/pods-swapped")
+	err := c.Create(ctx, podWith(claim(swapped), true, corev1.VolumeMount{Name: "d", MountPath: "/d"}), client.DryRunAll)
+	if err == nil || !strings.Contains(err.Error(), "/medai/pods-swapped is a symbolic link") {
+		t.Errorf("a pod mounting a dataset whose folder became a link: want a refusal, got %v", err)
+	}
+
 	// An ephemeral container cannot add the writable mount that the pod's containers lack.
 	p := podWith(claim(ro), false, corev1.VolumeMount{Name: "d", MountPath: "/d", ReadOnly: true})
 	if err := c.Create(ctx, p); err != nil {
@@ -286,7 +306,7 @@ func TestPodsMountDatasetClaimsOnlyAsGranted(t *testing.T) {
 		Name: "debug", Image: "registry.example.eu/debug:1", VolumeMounts: []corev1.VolumeMount{{Name: "d", MountPath: "/w"}},
 		SecurityContext: restrictedContainer(),
 	}}}
-	err := c.SubResource("ephemeralcontainers").Update(ctx, p)
+	err = c.SubResource("ephemeralcontainers").Update(ctx, p)
 	if err == nil || !strings.Contains(err.Error(), "spec.ephemeralContainers[0].volumeMounts[0].readOnly") {
 		t.Fatalf("an ephemeral container with a writable mount of a ReadOnly claim: want a refusal, got %v", err)
 	}
@@ -309,6 +329,24 @@ func podWith(claimName string, readOnlyVolume bool, mounts ...corev1.VolumeMount
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName, ReadOnly: readOnlyVolume}}}},
 		},
 	}
+}
+
+// ephemeralPod is a pod named name with a generic ephemeral volume named volume, whose claim is name-volume.
+func ephemeralPod(name, volume string) *corev1.Pod {
+	p := podWith("unused", true)
+	p.GenerateName, p.Name = "", name
+	p.Spec.Volumes = []corev1.Volume{{Name: volume, VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}, StorageClassName: ptr.To(""),
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
+		}}}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: volume, MountPath: "/d"}}
+	return p
+}
+
+func withFSGroup(p *corev1.Pod) *corev1.Pod {
+	p.Spec.SecurityContext.FSGroup = ptr.To[int64](4000)
+	return p
 }
 
 func initPodWith(claimName string) *corev1.Pod {
@@ -398,12 +436,14 @@ func TestVerificationPlacementAndDeadline(t *testing.T) {
 		g.Expect(v.Message).To(gomega.ContainSubstring("didn't match Pod's node affinity"))
 	})
 	clk.Step(7 * time.Hour)
+	// Deadlines are measured from the objects' real creation times: the clock goes back for the tests after.
+	t.Cleanup(func() { clk.Step(-7 * time.Hour) })
 	touch(t, d)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		got := dsm(g, d.Name)
 		v := condition(got.Status.Conditions, aifv1.ConditionVerified)
 		g.Expect(v.Reason).To(gomega.Equal(aifv1.ReasonVerificationFailed))
-		g.Expect(v.Message).To(gomega.ContainSubstring("did not finish within 21600s"))
+		g.Expect(v.Message).To(gomega.ContainSubstring("did not finish within 6h0m0s"))
 		g.Expect(v.Message).To(gomega.ContainSubstring("didn't match Pod's node affinity"))
 		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
 		err := c.Get(ctx, client.ObjectKeyFromObject(job), &batchv1.Job{})
@@ -459,5 +499,94 @@ func TestNamespaceMovedToAnotherTenantLosesItsDatasets(t *testing.T) {
 	unprotect(t, pvc, pv)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
+	})
+}
+
+// A claim of a dataset's name that the tenant made before the DatasetMount (its own storage, or filled with
+// other data) never gets the dataset's volume: the DatasetMount reports ClaimConflict and no volume is made.
+func TestForeignClaimOfADatasetsNameGetsNoVolume(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "squatted", "/medai/squatted").Obj()
+	squat := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d), Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}, StorageClassName: ptr.To(""),
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}}},
+	}
+	if err := c.Create(ctx, squat); err != nil {
+		t.Fatal(err)
+	}
+	create(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := dsm(g, d.Name)
+		ready := condition(got.Status.Conditions, aifv1.ConditionReady)
+		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonClaimConflict))
+		g.Expect(ready.Message).To(gomega.ContainSubstring("is not this DatasetMount's"))
+		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
+	})
+	if err := c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a volume was made while a foreign claim holds the dataset's claim name: %v", err)
+	}
+	// Once the tenant's claim is gone, the operator's claim and the volume, pre-bound to that claim's UID.
+	if err := c.Delete(ctx, squat); err != nil {
+		t.Fatal(err)
+	}
+	unprotect(t, squat)
+	touch(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		claim, pv := &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, claim)).To(gomega.Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+		g.Expect(pv.Spec.ClaimRef.UID).To(gomega.Equal(claim.UID))
+	})
+}
+
+// A ReadWrite dataset on a filesystem mounted whole would be held in by a subPath alone: refused.
+func TestReadWriteOnAWholeFilesystemIsRefused(t *testing.T) {
+	tq := builders.TenantQuota("whole-rw").Namespaces("whole-rw").Storage(fsWhole, "/whole-rw", aifv1.ReadWrite).Obj()
+	if err := env.CreateNamespaces(context.Background(), "whole-rw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), tq); err != nil {
+		t.Fatal(err)
+	}
+	d := builders.DatasetMount("whole-rw", "ckpt", "/whole-rw/ckpt").Filesystem(fsWhole).Access(aifv1.ReadWrite).Obj()
+	var err error
+	framework.Eventually(t, func(g gomega.Gomega) {
+		err = c.Create(context.Background(), d)
+		g.Expect(err).To(gomega.HaveOccurred())
+		g.Expect(err.Error()).NotTo(gomega.ContainSubstring("belongs to no TenantQuota"))
+	})
+	if !strings.Contains(err.Error(), "spec.access") || !strings.Contains(err.Error(), "mounted whole") {
+		t.Fatalf("want a refusal of spec.access, got %v", err)
+	}
+}
+
+// A Job of the verification's name that the operator did not make (or that an earlier version made with
+// another image) is replaced by the operator's own before anything is read from it.
+func TestForeignVerificationJobIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "prejob", "/medai/prejob").Verification(aifv1.VerificationMetadata).Obj()
+	create(t, d)
+	name := ""
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := dsm(g, d.Name)
+		g.Expect(got.Generation).NotTo(gomega.BeZero())
+		name = datasetmount.VerificationJobName(got)
+	})
+	foreign := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers:      []corev1.Container{{Name: "verify", Image: "registry.example.eu/tenant/fake-verifier:1", SecurityContext: restrictedContainer()}}}}},
+	}
+	if err := c.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	bind(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		job := &batchv1.Job{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)).To(gomega.Succeed())
+		g.Expect(job.UID).NotTo(gomega.Equal(foreign.UID), "the foreign Job is deleted and the operator's made")
+		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(gomega.Equal(image))
 	})
 }

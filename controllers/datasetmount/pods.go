@@ -116,6 +116,16 @@ func claimRefusal(pod *corev1.Pod, claim string, d *aifv1.DatasetMount, cfg *con
 	return ""
 }
 
+// FSGroupConflict says why a pod with fsGroup may not mount the DatasetMount (its claim is a whole filesystem,
+// whose group the kubelet would change); empty when it may.
+func FSGroupConflict(d *aifv1.DatasetMount, cfg *configv1.Configuration) string {
+	if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil && SubPath(d, fs) != "" {
+		return fmt.Sprintf("DatasetMount %s is on filesystem %s, which is mounted whole; pods that mount it may not set fsGroup (the kubelet would change the group of the whole filesystem)",
+			d.Name, d.Spec.Filesystem)
+	}
+	return ""
+}
+
 // checkMounts checks the mounts of a dataset claim's volume: read-only for ReadOnly data, exactly the dataset's
 // subPath on a filesystem mounted whole, and no fsGroup there (the kubelet would change the group of the whole
 // volume, here the whole filesystem).
@@ -126,9 +136,8 @@ func checkMounts(pod *corev1.Pod, vol *corev1.Volume, d *aifv1.DatasetMount, cfg
 	if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil {
 		subPath = SubPath(d, fs)
 	}
-	if subPath != "" && pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil {
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "securityContext", "fsGroup"), fmt.Sprintf("claim %s is the whole filesystem %s; pods that mount it may not set fsGroup",
-			claim.ClaimName, d.Spec.Filesystem)))
+	if msg := FSGroupConflict(d, cfg); msg != "" && pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "securityContext", "fsGroup"), msg))
 	}
 	readOnly := d.Spec.Access != aifv1.ReadWrite
 	forEachMount(pod, vol.Name, func(mp *field.Path, m *corev1.VolumeMount) {

@@ -336,10 +336,15 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 
 // pathsResolve resolves the paths of the run's datasets and checkpoint again, without following symbolic
 // links, before an attempt's Job is made: a folder swapped for a link since its DatasetMount was admitted
-// stops the run here.
+// stops the run here. It also stops a template with fsGroup that mounts a whole filesystem, whose pods the Pod
+// webhook would refuse.
 func (r *Reconciler) pathsResolve(tj *aifv1.TrainingJob, dsms map[string]*aifv1.DatasetMount, v Verdict) Verdict {
+	fsGroup := tj.Spec.Template.Spec.SecurityContext != nil && tj.Spec.Template.Spec.SecurityContext.FSGroup != nil
 	for _, name := range datasetmount.DatasetsOf(tj) {
 		if d := dsms[name]; d != nil {
+			if msg := datasetmount.FSGroupConflict(d, r.Config); fsGroup && msg != "" {
+				return refuse(aifv1.ReasonDatasetNotReady, "spec.template.spec.securityContext.fsGroup: %s", msg)
+			}
 			if err := datasetmount.CheckPath(r.Config, d); err != nil {
 				reason := aifv1.ReasonDatasetNotReady
 				if datasetmount.PathUnsafe(err) {

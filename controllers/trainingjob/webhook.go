@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -56,8 +57,35 @@ func (v *Validator) validate(ctx context.Context, tj *aifv1.TrainingJob) error {
 	for _, c := range gpuclass.FromConfig(v.Config) {
 		classes[c.Name] = c
 	}
-	if errs := ValidateTrainingJob(tj, tenant, v.Config, classes); len(errs) > 0 {
+	errs := ValidateTrainingJob(tj, tenant, v.Config, classes)
+	if fsg, err := v.fsGroupOnWholeFilesystems(ctx, tj); err != nil {
+		return apierrors.NewInternalError(err)
+	} else if fsg != "" {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "template", "spec", "securityContext", "fsGroup"), fsg))
+	}
+	if len(errs) > 0 {
 		return apierrors.NewInvalid(aifv1.GroupVersion.WithKind("TrainingJob").GroupKind(), tj.Name, errs)
 	}
 	return nil
+}
+
+// fsGroupOnWholeFilesystems says why a template's fsGroup cannot go with the run's DatasetMounts that exist
+// now; the controller checks again before each attempt, for DatasetMounts declared after the run.
+func (v *Validator) fsGroupOnWholeFilesystems(ctx context.Context, tj *aifv1.TrainingJob) (string, error) {
+	if sc := tj.Spec.Template.Spec.SecurityContext; sc == nil || sc.FSGroup == nil {
+		return "", nil
+	}
+	for _, name := range datasetmount.DatasetsOf(tj) {
+		d := &aifv1.DatasetMount{}
+		switch err := v.Reader.Get(ctx, client.ObjectKey{Namespace: tj.Namespace, Name: name}, d); {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return "", err
+		}
+		if msg := datasetmount.FSGroupConflict(d, v.Config); msg != "" {
+			return msg, nil
+		}
+	}
+	return "", nil
 }

@@ -282,6 +282,13 @@ func TestPodsMountDatasetClaimsOnlyAsGranted(t *testing.T) {
 		})
 	}
 
+	// A run whose template sets fsGroup cannot mount a whole filesystem either.
+	fsg := builders.TrainingJob(ns, "fsgroup").Dataset(whole.Name, "/data").Obj()
+	fsg.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To[int64](4000)}
+	if err := c.Create(ctx, fsg, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "spec.template.spec.securityContext.fsGroup") {
+		t.Errorf("a run with fsGroup on a whole-filesystem dataset: want a refusal naming fsGroup, got %v", err)
+	}
+
 	// A folder swapped for a link after the DatasetMount became Ready: the next pod is refused at once, before the
 	// controller's next look.
 	swapped := builders.DatasetMount(ns, "pods-swapped", "/medai/pods-swapped").Filesystem(fsScratch).Obj()

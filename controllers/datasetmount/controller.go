@@ -52,6 +52,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -62,6 +63,8 @@ type observed struct {
 	noTenant bool
 	// tenant is the TenantQuota that owns the namespace now; empty without one.
 	tenant string
+	// unlabelled is true while the namespace does not carry the tenant's label yet.
+	unlabelled bool
 	// pathErr is why the path cannot be resolved without symbolic links, nil when it can.
 	pathErr error
 	claim   *corev1.PersistentVolumeClaim
@@ -77,7 +80,7 @@ type observed struct {
 // granted reports whether the tenant may use the dataset now: the spec is permitted, the namespace still
 // belongs to the tenant that granted it, and the path resolves without symbolic links.
 func (o *observed) granted(dsm *aifv1.DatasetMount) bool {
-	return len(o.invalid) == 0 && !o.tenantChanged(dsm) && o.pathErr == nil
+	return len(o.invalid) == 0 && !o.tenantChanged(dsm) && o.pathErr == nil && !o.unlabelled
 }
 
 // unsafe reports whether the path crosses a symbolic link or a file.
@@ -124,8 +127,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 				return ctrl.Result{}, err
 			}
 		}
-	case obs.pathErr != nil && !obs.unsafe():
-		// The path is missing or out of reach for now: nothing new is made, and what exists stays.
+	case obs.pathErr != nil && !obs.unsafe(), obs.unlabelled && len(obs.invalid) == 0 && !obs.tenantChanged(dsm):
+		// The path is missing or out of reach for now, or the namespace waits for its label: nothing new is
+		// made, and what exists stays.
 	case len(obs.running) == 0:
 		// Revoked: without the claim and the volume no new pod can mount the data. Runs that are still
 		// running keep them until they end.
@@ -153,7 +157,7 @@ func requeue(dsm *aifv1.DatasetMount, obs *observed) ctrl.Result {
 	if left := obs.verify.deadline.Sub(obs.now); obs.verify.running && left > 0 && (after == 0 || left < after) {
 		after = left
 	}
-	if obs.verify.again {
+	if obs.verify.again || obs.unlabelled {
 		after = 2 * time.Second
 	}
 	return ctrl.Result{RequeueAfter: after}
@@ -170,6 +174,14 @@ func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs 
 	}
 	obs.noTenant = tenant == nil
 	obs.invalid = ValidateDatasetMount(dsm, tenant, r.Config)
+	if tenant != nil {
+		// The Pod webhooks see namespaces by their tenant label: no claim is made before the label is there.
+		ns := &corev1.Namespace{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Name: dsm.Namespace}, ns); client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("reading namespace: %w", err)
+		}
+		obs.unlabelled = ns.Labels[aifv1.TenantLabel] != tenant.Name
+	}
 	if len(obs.invalid) == 0 {
 		obs.pathErr = CheckPath(r.Config, dsm)
 	}

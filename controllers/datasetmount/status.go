@@ -95,6 +95,9 @@ func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 		c.Message = fmt.Sprintf("spec.path: %v; dataset paths are resolved without following symbolic links", obs.pathErr)
 	case obs.pathErr != nil:
 		c.Reason, c.Message = aifv1.ReasonPathUnavailable, fmt.Sprintf("spec.path: %v; the operator looks again every minute", obs.pathErr)
+	case obs.unlabelled:
+		c.Reason = aifv1.ReasonClaimPending
+		c.Message = fmt.Sprintf("namespace %s does not carry the label %s=%s yet; the claim is made once it does", dsm.Namespace, aifv1.TenantLabel, obs.tenant)
 	case obs.conflict != "":
 		c.Reason, c.Message = aifv1.ReasonClaimConflict, obs.conflict
 	case obs.claim == nil || obs.claim.Status.Phase != corev1.ClaimBound:

@@ -42,6 +42,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Clock tells the time of verification deadlines; nil means the real clock.
 	Clock clock.PassiveClock
+	// APIReader reads around the cache where a stale copy would mislead (a claim the cache has not seen yet).
+	APIReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=datasetmounts,verbs=get;list;watch;update;patch
@@ -157,7 +159,7 @@ func requeue(dsm *aifv1.DatasetMount, obs *observed) ctrl.Result {
 	if left := obs.verify.deadline.Sub(obs.now); obs.verify.running && left > 0 && (after == 0 || left < after) {
 		after = left
 	}
-	if obs.verify.again || obs.unlabelled {
+	if obs.verify.again {
 		after = 2 * time.Second
 	}
 	return ctrl.Result{RequeueAfter: after}
@@ -182,7 +184,7 @@ func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs 
 		}
 		obs.unlabelled = ns.Labels[aifv1.TenantLabel] != tenant.Name
 	}
-	if len(obs.invalid) == 0 {
+	if len(obs.invalid) == 0 && !obs.unlabelled {
 		obs.pathErr = CheckPath(r.Config, dsm)
 	}
 	return obs, nil
@@ -314,33 +316,21 @@ func ownsVolume(dsm *aifv1.DatasetMount, pv *corev1.PersistentVolume) bool {
 		(uid == "" || uid == string(dsm.UID))
 }
 
-// ownsClaim reports whether a claim is the one the operator makes for the DatasetMount: controlled by it, bound
-// by name to its volume, and not being deleted. A claim of the same name that the tenant made (directly, or as a
-// pod's ephemeral volume) is not, and the volume is never made for it.
+// ownsClaim reports whether a claim is the one the operator makes for the DatasetMount: controlled by it and
+// bound by name to its volume. A claim of the same name that the tenant made (directly, or as a pod's ephemeral
+// volume) is not, and the volume is never made for it.
 func ownsClaim(dsm *aifv1.DatasetMount, claim *corev1.PersistentVolumeClaim) bool {
-	return metav1.IsControlledBy(claim, dsm) && claim.Spec.VolumeName == VolumeName(dsm) && claim.DeletionTimestamp == nil
+	return metav1.IsControlledBy(claim, dsm) && claim.Spec.VolumeName == VolumeName(dsm)
 }
 
-// ensureVolume makes the claim, then the volume pre-bound to that claim's UID, and returns the claim; conflict
-// says why it stopped when a claim of that name is not the operator's. A volume whose source no longer matches
-// the configuration (a filesystem changed from whole to per-dataset mounts) is replaced once no run uses it.
+// ensureVolume makes the claim, then the volume pre-bound to that claim's UID, and returns the claim once both
+// are in place; conflict says why it stopped when a claim of that name is not the operator's. A volume that can
+// no longer serve the claim (reserved for an earlier claim or DatasetMount of the same name, or reaching the data
+// other than the configuration says) is deleted and made again; a volume whose source changed waits for the
+// run users to end.
 func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) (claim *corev1.PersistentVolumeClaim, conflict string, err error) {
-	claim = &corev1.PersistentVolumeClaim{}
-	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}, claim); {
-	case apierrors.IsNotFound(err):
-		claim = PersistentVolumeClaim(dsm)
-		switch err := r.Client.Create(ctx, claim); {
-		case apierrors.IsAlreadyExists(err):
-			// Either this pass reads a cache that has not seen the claim made by an earlier pass (the claim's
-			// own event brings the next pass), or someone else made a claim of that name.
-			return nil, fmt.Sprintf("claim %s exists but is not (yet) seen as this DatasetMount's; if it is not the operator's, delete it", claim.Name), nil
-		case err != nil:
-			return nil, "", fmt.Errorf("creating claim: %w", err)
-		}
-	case err != nil:
-		return nil, "", fmt.Errorf("reading claim: %w", err)
-	case !ownsClaim(dsm, claim):
-		return nil, fmt.Sprintf("claim %s is not this DatasetMount's (it is not controlled by it, names another volume, or is being deleted); delete it", claim.Name), nil
+	if claim, conflict, err = r.ensureClaim(ctx, dsm); claim == nil || err != nil {
+		return nil, conflict, err
 	}
 	want := PersistentVolume(dsm, obs.fs, claim.UID)
 	pv := &corev1.PersistentVolume{}
@@ -349,20 +339,76 @@ func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, 
 		if err := r.Client.Create(ctx, want); client.IgnoreAlreadyExists(err) != nil {
 			return nil, "", fmt.Errorf("creating volume: %w", err)
 		}
+		return claim, "", nil
 	case err != nil:
 		return nil, "", fmt.Errorf("reading volume: %w", err)
-	case !ownsVolume(dsm, pv):
-		return nil, fmt.Sprintf("volume %s belongs to another DatasetMount of the same name; it is released when that one is gone", pv.Name), nil
-	case !sameSource(pv, want) && len(obs.running) == 0:
+	case pv.DeletionTimestamp != nil:
+		return nil, "", nil // the old volume is going; the next pass makes the new one
+	}
+	stale := !ownsVolume(dsm, pv) || pv.Spec.ClaimRef == nil ||
+		pv.Spec.ClaimRef.UID != "" && pv.Spec.ClaimRef.UID != claim.UID && pv.Status.Phase != corev1.VolumeBound
+	switch {
+	case stale && pv.Status.Phase == corev1.VolumeBound:
+		return nil, fmt.Sprintf("volume %s is bound to an earlier DatasetMount's claim of the same name; it is released when that claim is gone", pv.Name), nil
+	case stale:
+		// Reserved for a claim or a DatasetMount that is gone (its claim deleted, by hand or before an
+		// upgrade): it can never bind this claim. Deleting the object leaves the data alone (Retain).
+		return nil, "", r.deletePV(ctx, pv)
+	case !sameSource(pv, want) && len(obs.users) == 0:
 		return nil, "", r.deleteVolume(ctx, dsm)
 	}
 	return claim, "", nil
 }
 
-// sameSource reports whether a volume reaches the data as want does: source, mount options and access.
+// ensureClaim makes the DatasetMount's claim or finds it. A claim of that name that the operator did not make
+// for this DatasetMount is a conflict; one the operator is deleting is waited for.
+func (r *Reconciler) ensureClaim(ctx context.Context, dsm *aifv1.DatasetMount) (*corev1.PersistentVolumeClaim, string, error) {
+	claim := &corev1.PersistentVolumeClaim{}
+	key := types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}
+	switch err := r.Client.Get(ctx, key, claim); {
+	case apierrors.IsNotFound(err):
+		claim = PersistentVolumeClaim(dsm)
+		switch err := r.Client.Create(ctx, claim); {
+		case apierrors.IsAlreadyExists(err):
+			// The cache has not seen a claim made by an earlier pass, or someone else made one: ask the API
+			// server.
+			if err := r.reader().Get(ctx, key, claim); err != nil {
+				return nil, "", fmt.Errorf("reading claim: %w", err)
+			}
+		case err != nil:
+			return nil, "", fmt.Errorf("creating claim: %w", err)
+		}
+	case err != nil:
+		return nil, "", fmt.Errorf("reading claim: %w", err)
+	}
+	switch {
+	case metav1.IsControlledBy(claim, dsm) && claim.DeletionTimestamp != nil:
+		return nil, "", nil // being deleted (revoked, or its volume replaced): made again once it is gone
+	case !ownsClaim(dsm, claim):
+		return nil, fmt.Sprintf("claim %s is not this DatasetMount's (it is not controlled by it, or names another volume); delete it", claim.Name), nil
+	}
+	return claim, "", nil
+}
+
+func (r *Reconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+func (r *Reconciler) deletePV(ctx context.Context, pv *corev1.PersistentVolume) error {
+	if err := r.Client.Delete(ctx, pv); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting volume: %w", err)
+	}
+	return nil
+}
+
+// sameSource reports whether a volume reaches the data as want does: the source (handle, attributes, read-only
+// flag, host path) and the access mode. Mount options are left out: volumes made before the operator added ro
+// to them keep serving, read-only by their source and by the Pod webhook.
 func sameSource(pv, want *corev1.PersistentVolume) bool {
-	return equality.Semantic.DeepEqual(pv.Spec.PersistentVolumeSource, want.Spec.PersistentVolumeSource) &&
-		slices.Equal(pv.Spec.MountOptions, want.Spec.MountOptions) && slices.Equal(pv.Spec.AccessModes, want.Spec.AccessModes)
+	return equality.Semantic.DeepEqual(pv.Spec.PersistentVolumeSource, want.Spec.PersistentVolumeSource) && slices.Equal(pv.Spec.AccessModes, want.Spec.AccessModes)
 }
 
 // verification is the state of the current generation's verification.
@@ -406,7 +452,7 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 	case err != nil:
 		return verification{}, fmt.Errorf("reading verification job: %w", err)
 	}
-	if !metav1.IsControlledBy(job, dsm) || !RunsVerification(&job.Spec.Template.Spec, &want.Spec.Template.Spec) {
+	if !metav1.IsControlledBy(job, dsm) || job.Annotations[VerificationSpecAnnotation] != want.Annotations[VerificationSpecAnnotation] {
 		// Not the Job the operator makes now: someone else's Job of that name, or one of an earlier version of
 		// the operator (another image). It is replaced, and the verification starts again.
 		if job.DeletionTimestamp == nil {
@@ -568,15 +614,16 @@ func (r *Reconciler) verificationPods(ctx context.Context, job, want *batchv1.Jo
 }
 
 // RunsVerification reports whether a pod's spec runs the verification that want describes: the same single
-// container (name, image, command, arguments, environment, mounts), no init or ephemeral containers, and the
-// same volumes.
+// container (name, image or that image pinned to a digest, command, arguments, mounts), no init or ephemeral
+// containers, the same volumes, user and group.
 func RunsVerification(got, want *corev1.PodSpec) bool {
 	if len(got.Containers) != 1 || len(want.Containers) != 1 || len(got.InitContainers) > 0 || len(got.EphemeralContainers) > 0 {
 		return false
 	}
 	g, w := &got.Containers[0], &want.Containers[0]
-	if g.Name != w.Name || g.Image != w.Image || !slices.Equal(g.Command, w.Command) || !slices.Equal(g.Args, w.Args) ||
-		len(g.Env) > 0 || len(g.EnvFrom) > 0 || !equality.Semantic.DeepEqual(g.VolumeMounts, w.VolumeMounts) {
+	sameImage := g.Image == w.Image || strings.HasPrefix(g.Image, w.Image+"@sha256:")
+	if g.Name != w.Name || !sameImage || !slices.Equal(g.Command, w.Command) || !slices.Equal(g.Args, w.Args) ||
+		!equality.Semantic.DeepEqual(g.VolumeMounts, w.VolumeMounts) {
 		return false
 	}
 	return equality.Semantic.DeepEqual(got.Volumes, want.Volumes) && identity(got.SecurityContext, g.SecurityContext) == identity(want.SecurityContext, w.SecurityContext)

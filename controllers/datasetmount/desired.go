@@ -1,6 +1,9 @@
 package datasetmount
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -144,6 +147,21 @@ func VerificationJobName(dsm *aifv1.DatasetMount) string {
 // verifyContainer is the name of the verification Job's container.
 const verifyContainer = "verify"
 
+// VerificationSpecAnnotation on a verification Job is a hash of the pod spec the operator built it with. A Job
+// of the verification's name without the hash of what the operator builds now (made by someone else, or by an
+// earlier version with another image) is replaced. Admission policies that rewrite the Job's pods (an image
+// tag turned into a digest) leave the annotation alone.
+const VerificationSpecAnnotation = "aifactory.eu/verification-spec"
+
+func specHash(spec *corev1.PodSpec) string {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
 // VerificationJob walks the dataset read-only with the operator's own binary and reports the manifest as the
 // container's termination message. It passes the restricted Pod Security profile, runs as the configured user
 // and group, goes to the nodes where the filesystems are mounted (the configured selector, or the nodes of any
@@ -188,8 +206,10 @@ func VerificationJob(dsm *aifv1.DatasetMount, subPath string, cfg *configv1.Veri
 		}}},
 	}
 	placeVerification(&spec, cfg, classes)
+	meta := childMeta(dsm, VerificationJobName(dsm))
+	meta.Annotations = map[string]string{VerificationSpecAnnotation: specHash(&spec)}
 	return &batchv1.Job{
-		ObjectMeta: childMeta(dsm, VerificationJobName(dsm)),
+		ObjectMeta: meta,
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To[int32](0),
 			ActiveDeadlineSeconds:   ptr.To(deadline),

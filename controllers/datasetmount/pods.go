@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -77,11 +78,11 @@ func CheckPodDatasets(pod *corev1.Pod, dsms []aifv1.DatasetMount, cfg *configv1.
 	var errs field.ErrorList
 	volumes := field.NewPath("spec", "volumes")
 	for i, vol := range pod.Spec.Volumes {
-		if vol.Ephemeral != nil && strings.HasPrefix(pod.Name+"-"+vol.Name, ClaimPrefix) {
-			// The claim of an ephemeral volume is named <pod>-<volume>: a pod must not make a claim of a
-			// dataset's name, which the dataset's volume could bind.
-			errs = append(errs, field.Forbidden(volumes.Index(i).Child("name"), fmt.Sprintf("the ephemeral volume's claim would be named %s-%s; claims named %s* belong to DatasetMounts",
-				pod.Name, vol.Name, ClaimPrefix)))
+		if d := byClaim[pod.Name+"-"+vol.Name]; vol.Ephemeral != nil && d != nil {
+			// The claim of an ephemeral volume is named <pod>-<volume>: a pod must not make the claim of a
+			// DatasetMount (one made before the DatasetMount leaves it ClaimConflict, without a volume).
+			errs = append(errs, field.Forbidden(volumes.Index(i).Child("name"), fmt.Sprintf("the ephemeral volume's claim would be %s-%s, the claim of DatasetMount %s",
+				pod.Name, vol.Name, d.Name)))
 			continue
 		}
 		pvc := vol.PersistentVolumeClaim
@@ -110,10 +111,25 @@ func claimRefusal(pod *corev1.Pod, claim string, d *aifv1.DatasetMount, cfg *con
 	case Revoked(d):
 		return fmt.Sprintf("DatasetMount %s may not be used: %s", d.Name, readyMessage(d))
 	}
-	if err := CheckPath(cfg, d); err != nil {
+	if err := checkPathWithin(cfg, d, pathTimeout); err != nil {
 		return fmt.Sprintf("DatasetMount %s: spec.path: %v (resolved without following symbolic links)", d.Name, err)
 	}
 	return ""
+}
+
+// pathTimeout bounds the path check of one pod's dataset, so that a filesystem that hangs fails the pod's
+// admission with a reason instead of the API server's webhook timeout.
+const pathTimeout = 3 * time.Second
+
+func checkPathWithin(cfg *configv1.Configuration, d *aifv1.DatasetMount, within time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- CheckPath(cfg, d) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		return fmt.Errorf("the filesystem did not answer within %s", within)
+	}
 }
 
 // FSGroupConflict says why a pod with fsGroup may not mount the DatasetMount (its claim is a whole filesystem,

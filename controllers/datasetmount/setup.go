@@ -9,8 +9,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -47,6 +50,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.verificationPodOwner)).
 		Watches(&aifv1.TrainingJob{}, handler.EnqueueRequestsFromMapFunc(datasetsOfJob)).
 		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(r.datasetsOfTenant)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.datasetsIn), builder.WithPredicates(tenantLabelChanged())).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("setting up the datasetmount controller: %w", err)
@@ -124,4 +128,29 @@ func (r *Reconciler) datasetsOfTenant(ctx context.Context, o client.Object) []re
 		add(&granted)
 	}
 	return out
+}
+
+// datasetsIn re-checks the DatasetMounts of a namespace whose tenant label changed: no claim is made before
+// the label is there.
+func (r *Reconciler) datasetsIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list aifv1.DatasetMountList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, d := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
+	}
+	return out
+}
+
+func tenantLabelChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return e.Object.GetLabels()[aifv1.TenantLabel] != "" },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetLabels()[aifv1.TenantLabel] != e.ObjectNew.GetLabels()[aifv1.TenantLabel]
+		},
+	}
 }

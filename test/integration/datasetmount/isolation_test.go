@@ -597,3 +597,40 @@ func TestForeignVerificationJobIsReplaced(t *testing.T) {
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(gomega.Equal(image))
 	})
 }
+
+// A dataset claim that the tenant deletes is made again, and the volume, which Kubernetes keeps reserved for
+// the deleted claim (Released), is replaced by one pre-bound to the new claim.
+func TestDeletedClaimIsMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	d := builders.DatasetMount(ns, "reclaimed", "/medai/reclaimed").Obj()
+	create(t, d)
+	bind(t, d)
+	old := &corev1.PersistentVolumeClaim{}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, old)).To(gomega.Succeed())
+	})
+	if err := c.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	unprotect(t, old)
+	// What the PersistentVolume controller (not running in envtest) does with a volume whose claim is gone.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		pv := &corev1.PersistentVolume{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)).To(gomega.Succeed())
+		pv.Status.Phase = corev1.VolumeReleased
+		g.Expect(c.Status().Update(ctx, pv)).To(gomega.Succeed())
+	})
+	framework.Eventually(t, func(g gomega.Gomega) {
+		pv := &corev1.PersistentVolume{}
+		err := c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv)
+		if err == nil && pv.DeletionTimestamp != nil {
+			unprotect(t, pv)
+		}
+		claim := &corev1.PersistentVolumeClaim{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: datasetmount.ClaimName(d)}, claim)).To(gomega.Succeed())
+		g.Expect(claim.UID).NotTo(gomega.Equal(old.UID))
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(pv.DeletionTimestamp).To(gomega.BeNil())
+		g.Expect(pv.Spec.ClaimRef.UID).To(gomega.Equal(claim.UID), "the new volume is reserved for the new claim")
+	})
+}

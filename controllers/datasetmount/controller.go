@@ -342,8 +342,12 @@ func (r *Reconciler) ensureVolume(ctx context.Context, dsm *aifv1.DatasetMount, 
 		return claim, "", nil
 	case err != nil:
 		return nil, "", fmt.Errorf("reading volume: %w", err)
+	case pv.DeletionTimestamp != nil && pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.UID == claim.UID && len(obs.users) == 0:
+		// Someone deleted the volume of this claim: storage protection keeps it while the claim is bound, so the
+		// claim goes too, and both are made again.
+		return nil, "", r.deleteVolume(ctx, dsm)
 	case pv.DeletionTimestamp != nil:
-		return nil, "", nil // the old volume is going; the next pass makes the new one
+		return nil, "", nil // the volume is going (an earlier claim's, or runs still use it)
 	}
 	stale := !ownsVolume(dsm, pv) || pv.Spec.ClaimRef == nil ||
 		pv.Spec.ClaimRef.UID != "" && pv.Spec.ClaimRef.UID != claim.UID && pv.Status.Phase != corev1.VolumeBound

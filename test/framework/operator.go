@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 
 	"k8s.io/utils/clock"
@@ -46,7 +47,15 @@ func (e *Env) StartOperator(cfg *configv1.Configuration, clk clock.PassiveClock)
 		return nil, err
 	}
 	o := &Operator{cancel: cancel, done: make(chan error, 1)}
-	go func() { o.done <- mgr.Start(ctx) }()
+	go func() {
+		err := mgr.Start(ctx)
+		if err != nil && ctx.Err() == nil {
+			// The manager stopped on its own (a port taken, caches that never synced): say so at once, since
+			// every check after this fails for want of an operator.
+			fmt.Fprintf(os.Stderr, "the operator stopped by itself: %v\n", err)
+		}
+		o.done <- err
+	}()
 	return o, nil
 }
 

@@ -227,7 +227,7 @@ func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount)
 	if err := v.validate(ctx, dsm); err != nil {
 		return nil, err
 	}
-	switch err := CheckPath(v.Config, dsm); {
+	switch err := checkPathWithin(v.Config, dsm, pathTimeout); {
 	case err == nil:
 		return nil, nil
 	case safepath.IsMissing(err):

@@ -31,7 +31,6 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
-	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
 
 // Reconciler binds a DatasetMount's folder as a PersistentVolume and claim, verifies it, and protects it while
@@ -148,7 +147,7 @@ const pathRecheck = 10 * time.Minute
 // requeue asks for another pass when a missing path may have appeared (each minute), when a verification
 // reaches its deadline, and every pathRecheck for a granted DatasetMount.
 func requeue(dsm *aifv1.DatasetMount, obs *observed) ctrl.Result {
-	if obs.pathErr != nil && !isPathError(obs.pathErr) || safepath.IsMissing(obs.pathErr) {
+	if obs.pathErr != nil && !obs.unsafe() {
 		return ctrl.Result{RequeueAfter: time.Minute}
 	}
 	var after time.Duration

@@ -10,6 +10,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -191,10 +192,8 @@ func forEachMount(pod *corev1.Pod, volume string, f func(*field.Path, *corev1.Vo
 }
 
 func readyMessage(d *aifv1.DatasetMount) string {
-	for _, c := range d.Status.Conditions {
-		if c.Type == aifv1.ConditionReady {
-			return c.Reason + ": " + c.Message
-		}
+	if c := apimeta.FindStatusCondition(d.Status.Conditions, aifv1.ConditionReady); c != nil {
+		return c.Reason + ": " + c.Message
 	}
 	return "not ready"
 }

@@ -32,7 +32,8 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 			fmt.Sprintf("namespace %s belongs to no TenantQuota; datasets can only be declared in a tenant's namespaces", dsm.Namespace))}
 	}
 	var errs field.ErrorList
-	if !slices.ContainsFunc(cfg.Filesystems, func(f configv1.Filesystem) bool { return f.Name == dsm.Spec.Filesystem }) {
+	fs := filesystem(cfg, dsm.Spec.Filesystem)
+	if fs == nil {
 		errs = append(errs, field.NotSupported(spec.Child("filesystem"), dsm.Spec.Filesystem, filesystemNames(cfg)))
 	}
 	p := dsm.Spec.Path
@@ -72,7 +73,7 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 		errs = append(errs, field.Forbidden(spec.Child("classification"), fmt.Sprintf("data under %s is at least %s (set by a storage root of tenant %s); declare %s or higher",
 			root, floor, tenant.Name, floor)))
 	}
-	if fs := filesystem(cfg, dsm.Spec.Filesystem); fs != nil {
+	if fs != nil {
 		errs = append(errs, handleCharacters(spec.Child("path"), p, fs)...)
 		if dsm.Spec.Access == aifv1.ReadWrite && fs.CSI != nil && fs.CSI.WholeFilesystem {
 			errs = append(errs, field.Forbidden(spec.Child("access"), fmt.Sprintf("filesystem %s is mounted whole (wholeFilesystem); a writable claim of it would be held in by a subPath alone, so it offers ReadOnly datasets only",

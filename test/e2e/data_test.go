@@ -125,7 +125,7 @@ spec:
 	}
 
 	// Revoking the root while a run reads the dataset.
-	create(t, run(ns, "reader", 1, 8, 20*time.Second).Dataset("scans", "/data").Obj())
+	create(t, run(ns, "reader", 1, 8, 45*time.Second).Dataset("scans", "/data").Obj())
 	waitPhase(t, ns, "reader", long, aifv1.PhaseRunning)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := &aifv1.TenantQuota{}
@@ -138,11 +138,13 @@ spec:
 		g.Expect(apimeta.FindStatusCondition(d.Status.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonNotPermitted))
 		g.Expect(apimeta.IsStatusConditionTrue(d.Status.Conditions, aifv1.ConditionStalled)).To(gomega.BeTrue())
 	})
-	if get(gomega.NewWithT(t), ns, "reader").Status.Phase == aifv1.PhaseRunning {
-		pv := &corev1.PersistentVolume{}
-		if err := f.Client.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv); err != nil || pv.DeletionTimestamp != nil {
-			t.Errorf("the volume went while the run still reads it: %v", err)
-		}
+	// The run (45 s) still reads: its volume stays.
+	if phase := get(gomega.NewWithT(t), ns, "reader").Status.Phase; phase != aifv1.PhaseRunning {
+		t.Fatalf("the reader is %s, want it still Running when the revocation is seen", phase)
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := f.Client.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, pv); err != nil || pv.DeletionTimestamp != nil {
+		t.Errorf("the volume went while the run still reads it: %v", err)
 	}
 	waitPhase(t, ns, "reader", long, aifv1.PhaseSucceeded)
 	// The run ended: the operator deletes the claim and the volume. Kubernetes' own storage protection keeps

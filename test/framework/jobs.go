@@ -134,3 +134,15 @@ func Unprotect(t testing.TB, c client.Client, objs ...client.Object) {
 		})
 	}
 }
+
+// Gone waits until the objects are deleted for good, standing in for the storage protection controllers on the
+// way (see Unprotect): the objects must be deleted already.
+func Gone(t testing.TB, c client.Client, objs ...client.Object) {
+	t.Helper()
+	Unprotect(t, c, objs...)
+	Eventually(t, func(g gomega.Gomega) {
+		for _, o := range objs {
+			g.Expect(apierrors.IsNotFound(c.Get(context.Background(), client.ObjectKeyFromObject(o), o))).To(gomega.BeTrue(), "%s is still there", o.GetName())
+		}
+	})
+}

@@ -254,11 +254,7 @@ func TestDeletionOrders(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(d), &aifv1.DatasetMount{}))).To(gomega.BeTrue())
 	})
-	unprotect(t, pvc, pv)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
-	})
+	framework.Gone(t, c, pvc, pv)
 }
 
 // Verification end to end: the operator starts a restricted, read-only Job running its own binary; the pod's
@@ -383,11 +379,7 @@ func TestDroppedRootRevokesTheDataset(t *testing.T) {
 		g.Expect(got.Status.ClaimName).To(gomega.BeEmpty())
 		g.Expect(got.Finalizers).To(gomega.ContainElement(aifv1.InUseFinalizer))
 	})
-	unprotect(t, pvc, pv)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}))).To(gomega.BeTrue())
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
-	})
+	framework.Gone(t, c, pvc, pv)
 }
 
 // jobPod creates a pod controlled by the Job, with the given spec, finished with the verify container's exit

@@ -107,13 +107,7 @@ func TestPathsAreResolvedAgainBeforeTheVolume(t *testing.T) {
 	// The tenant makes the path a link to another tenant's folder instead of a folder.
 	symlink(t, "../gridlab/private", fsScratch, "/medai/later")
 	touch(t, d)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		got := dsm(g, d.Name)
-		ready := condition(got.Status.Conditions, aifv1.ConditionReady)
-		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonPathUnsafe))
-		g.Expect(ready.Message).To(gomega.ContainSubstring("/medai/later is a symbolic link"))
-		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
-	})
+	stalled(t, d, aifv1.ReasonPathUnsafe, "/medai/later is a symbolic link")
 	if err := c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a volume was made through a symbolic link: %v", err)
 	}
@@ -137,11 +131,7 @@ func TestPathsAreResolvedAgainBeforeTheVolume(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionReady).Reason).To(gomega.Equal(aifv1.ReasonPathUnsafe))
 	})
-	unprotect(t, pvc, pv)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
-	})
+	framework.Gone(t, c, pvc, pv)
 }
 
 // touch changes an annotation, so that the operator looks at the DatasetMount again now rather than at its next
@@ -503,10 +493,7 @@ func TestNamespaceMovedToAnotherTenantLosesItsDatasets(t *testing.T) {
 	})
 	pv, pvc := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: datasetmount.VolumeName(d)}},
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: moverNS, Name: datasetmount.ClaimName(d)}}
-	unprotect(t, pvc, pv)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
-	})
+	framework.Gone(t, c, pvc, pv)
 }
 
 // A claim of a dataset's name that the tenant made before the DatasetMount (its own storage, or filled with
@@ -523,13 +510,7 @@ func TestForeignClaimOfADatasetsNameGetsNoVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, d)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		got := dsm(g, d.Name)
-		ready := condition(got.Status.Conditions, aifv1.ConditionReady)
-		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonClaimConflict))
-		g.Expect(ready.Message).To(gomega.ContainSubstring("is not this DatasetMount's"))
-		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
-	})
+	stalled(t, d, aifv1.ReasonClaimConflict, "is not this DatasetMount's")
 	if err := c.Get(ctx, client.ObjectKey{Name: datasetmount.VolumeName(d)}, &corev1.PersistentVolume{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a volume was made while a foreign claim holds the dataset's claim name: %v", err)
 	}
@@ -632,5 +613,17 @@ func TestDeletedClaimIsMadeAgain(t *testing.T) {
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 		g.Expect(pv.DeletionTimestamp).To(gomega.BeNil())
 		g.Expect(pv.Spec.ClaimRef.UID).To(gomega.Equal(claim.UID), "the new volume is reserved for the new claim")
+	})
+}
+
+// stalled waits until the DatasetMount is Ready=False with the reason and a message containing msg, and Stalled.
+func stalled(t *testing.T, d *aifv1.DatasetMount, reason, msg string) {
+	t.Helper()
+	framework.Eventually(t, func(g gomega.Gomega) {
+		got := dsm(g, d.Name)
+		ready := condition(got.Status.Conditions, aifv1.ConditionReady)
+		g.Expect(ready.Reason).To(gomega.Equal(reason))
+		g.Expect(ready.Message).To(gomega.ContainSubstring(msg))
+		g.Expect(condition(got.Status.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
 	})
 }

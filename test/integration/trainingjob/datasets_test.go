@@ -86,11 +86,7 @@ func TestRevokedDatasetServesOnlyTheRunningRun(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		g.Expect(get(g, ns, "reader").Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded))
 	})
-	unprotect(t, pvc, pv)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pv), &corev1.PersistentVolume{}))).To(gomega.BeTrue())
-		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(pvc), &corev1.PersistentVolumeClaim{}))).To(gomega.BeTrue())
-	})
+	framework.Gone(t, c, pvc, pv)
 }
 
 // A dataset folder swapped for a symbolic link after its DatasetMount became Ready does not reach a run: the
@@ -129,10 +125,4 @@ func TestPathsAreResolvedBeforeEachAttempt(t *testing.T) {
 	if !apierrors.IsNotFound(err) {
 		t.Fatalf("a Job was made for a dataset path through a symbolic link: %v", err)
 	}
-}
-
-// unprotect stands in for kube-controller-manager's storage protection controllers (see framework.Unprotect).
-func unprotect(t *testing.T, objs ...client.Object) {
-	t.Helper()
-	framework.Unprotect(t, c, objs...)
 }

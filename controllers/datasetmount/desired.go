@@ -153,8 +153,12 @@ const verifyContainer = "verify"
 // tag turned into a digest) leave the annotation alone.
 const VerificationSpecAnnotation = "aifactory.eu/verification-spec"
 
+// specHash hashes what the verification runs, leaving out its placement: GPU classes that appear later (found
+// by discovery, or a flavor the cache has not seen yet) must not replace a running verification.
 func specHash(spec *corev1.PodSpec) string {
-	b, err := json.Marshal(spec)
+	what := spec.DeepCopy()
+	what.NodeSelector, what.Affinity, what.Tolerations = nil, nil, nil
+	b, err := json.Marshal(what)
 	if err != nil {
 		return ""
 	}

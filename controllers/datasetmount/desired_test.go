@@ -182,6 +182,9 @@ func TestVerificationPlacement(t *testing.T) {
 	if spec.Affinity != nil || spec.NodeSelector["lustre.example.eu/client"] != "true" || spec.Tolerations[0].Key != "lustre" || len(spec.Tolerations) != 1 {
 		t.Errorf("configured placement: affinity %+v, selector %v, tolerations %+v", spec.Affinity, spec.NodeSelector, spec.Tolerations)
 	}
+	if a, b := VerificationJob(dsm, "", cfg, classes), VerificationJob(dsm, "", cfg, nil); a.Annotations[VerificationSpecAnnotation] != b.Annotations[VerificationSpecAnnotation] {
+		t.Error("the spec hash must not change with the GPU classes known: a running verification would be replaced")
+	}
 	if !RunsVerification(&spec, &spec) {
 		t.Error("a pod spec runs the verification it was built from")
 	}

@@ -85,6 +85,7 @@ func CacheOptions() cache.Options {
 		&kueuev1beta2.ClusterQueue{}:    {Label: managed},
 		&kueuev1beta2.LocalQueue{}:      {Label: managed},
 		&kueuev1beta2.ResourceFlavor{}:  {Label: managed},
+		&kueuev1beta2.AdmissionCheck{}:  {Label: managed},
 		&corev1.PersistentVolume{}:      {Label: managed},
 		&corev1.PersistentVolumeClaim{}: {Label: managed},
 		&corev1.Pod{}:                   {Label: managed},

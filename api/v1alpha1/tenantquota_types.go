@@ -59,6 +59,15 @@ const (
 	// ReasonNoBudget means the tenant has no GPU-hour budget (unlimited).
 	ReasonNoBudget = "NoBudget"
 
+	// BudgetCheckName is the Kueue AdmissionCheck on the ClusterQueue of every tenant with a budget: a workload
+	// is admitted only once the operator found that its reservation fits the budget.
+	BudgetCheckName = "aifactory-budget"
+	// BudgetCheckController is the controllerName of the budget AdmissionCheck.
+	BudgetCheckController = "aifactory.eu/budget"
+	// BoundReachedAnnotation is set on a Kueue workload that the operator stopped because its admitted time
+	// reached its run bound; its value is the bound in seconds.
+	BoundReachedAnnotation = "aifactory.eu/run-bound-reached"
+
 	// ConditionIsolated is True when Kueue gates a plain GPU Pod in each of the tenant's namespaces, as the
 	// operator checks with a dry-run Pod; False names the namespaces where such a Pod would run past the
 	// tenant's quota and budget.
@@ -221,7 +230,10 @@ type GPUQuota struct {
 	LendingLimit *int32 `json:"lendingLimit,omitempty"`
 }
 
-// Budget is a GPU-hour allocation per calendar period, as HPC centres allocate compute.
+// Budget is a GPU-hour allocation per calendar period, as HPC centres allocate compute. It is reserved before
+// admission: a run is admitted only if its GPUs times its run bound fit what is left of the period after the use
+// so far and the reservations of running work.
+// +kubebuilder:validation:XValidation:rule="!has(self.maxRunDuration) || !has(self.defaultMaxRunDuration) || duration(self.defaultMaxRunDuration) <= duration(self.maxRunDuration)",message="defaultMaxRunDuration must not exceed maxRunDuration",fieldPath=".defaultMaxRunDuration"
 type Budget struct {
 	// gpuHours is the number of GPU-hours the tenant may use per period. A MIG slice counts as one GPU.
 	// +required
@@ -240,6 +252,21 @@ type Budget struct {
 	// +optional
 	// +kubebuilder:default=Hold
 	OnExhausted ExhaustedPolicy `json:"onExhausted,omitempty"`
+
+	// defaultMaxRunDuration is the run bound of the tenant's runs that set none: TrainingJobs without
+	// spec.maxRunDuration and Kueue workloads without the kueue.x-k8s.io/max-exec-time-seconds label. A run is
+	// stopped when its admitted time reaches its bound, and its reservation is its GPUs times its bound.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('8760h')",message="must be between 1s and 8760h"
+	DefaultMaxRunDuration *metav1.Duration `json:"defaultMaxRunDuration,omitempty"`
+
+	// maxRunDuration is the longest run bound the tenant's runs may have. A TrainingJob asking for more is
+	// refused; a Kueue workload whose max-exec-time label asks for more is bounded by this. Unset: no maximum
+	// beyond the run's own bound.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('8760h')",message="must be between 1s and 8760h"
+	MaxRunDuration *metav1.Duration `json:"maxRunDuration,omitempty"`
 }
 
 // StorageRoot is a folder of a filesystem under which a tenant's datasets may lie.
@@ -398,9 +425,21 @@ type BudgetStatus struct {
 	// +optional
 	BudgetGPUHours string `json:"budgetGPUHours,omitempty"`
 	// remainingGPUHours is what is left of the budget in GPU-hours, with two decimals, never negative; empty
-	// when the tenant has no budget.
+	// when the tenant has no budget. Reservations are not subtracted: see reservedGPUHours.
 	// +optional
 	RemainingGPUHours string `json:"remainingGPUHours,omitempty"`
+	// reservedGPUSeconds is what admitted work may still use before it reaches its run bound: for each admitted
+	// workload, its GPUs times the part of its bound not yet used. New work is admitted only where its own
+	// reservation fits the remaining budget less this.
+	// +optional
+	ReservedGPUSeconds int64 `json:"reservedGPUSeconds,omitempty"`
+	// reservedGPUHours is reservedGPUSeconds in GPU-hours, with two decimals, rounded up.
+	// +optional
+	ReservedGPUHours string `json:"reservedGPUHours,omitempty"`
+	// refreshedAt is when the figures above were computed. While work runs they are refreshed at least every
+	// minute.
+	// +optional
+	RefreshedAt *metav1.Time `json:"refreshedAt,omitempty"`
 }
 
 // TenantQuota declares a tenant of the AI factory: its namespaces, GPU quota, GPU-hour budget and storage.
@@ -415,6 +454,7 @@ type BudgetStatus struct {
 // +kubebuilder:printcolumn:name="Nominal",type=integer,JSONPath=`.status.nominalGPUs`,description="Guaranteed GPUs over all classes"
 // +kubebuilder:printcolumn:name="Used GPU-h",type=string,JSONPath=`.status.budget.usedGPUHours`
 // +kubebuilder:printcolumn:name="Remaining GPU-h",type=string,JSONPath=`.status.budget.remainingGPUHours`
+// +kubebuilder:printcolumn:name="Reserved GPU-h",type=string,JSONPath=`.status.budget.reservedGPUHours`
 // +kubebuilder:printcolumn:name="Cohort",type=string,JSONPath=`.spec.cohort`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type TenantQuota struct {

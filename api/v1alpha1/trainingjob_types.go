@@ -80,6 +80,10 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonSuspended means spec.suspend is true.
 	ReasonSuspended = "Suspended"
+	// ReasonWaitingForBudget means Kueue reserved quota for the run, and the operator's budget check holds its
+	// admission until the run's reservation (its GPUs times its run bound) fits the tenant's GPU-hour budget; the
+	// message has the figures.
+	ReasonWaitingForBudget = "WaitingForBudget"
 	// ReasonChildRefused means the API server refused an object the operator writes for the run (its Service or
 	// Job); the message is the API server's. The write is retried with backoff, and at once when the spec changes.
 	ReasonChildRefused = "ChildRefused"
@@ -164,6 +168,9 @@ type TrainingJobSpec struct {
 	MaxRestarts int32 `json:"maxRestarts,omitempty"`
 
 	// maxRunDuration bounds the run's running time, summed over attempts; the run fails when it is exceeded.
+	// Unset: the tenant's budget.defaultMaxRunDuration where the tenant has a budget, else no bound. It may not
+	// exceed the tenant's budget.maxRunDuration. With a budget, the run's GPUs times its bound are reserved
+	// before it is admitted.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be positive"
 	MaxRunDuration *metav1.Duration `json:"maxRunDuration,omitempty"`

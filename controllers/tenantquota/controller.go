@@ -37,7 +37,8 @@ const (
 	AccountingFinalizer = "aifactory.eu/gpu-accounting"
 )
 
-// Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota.
+// Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota,
+// and answers the budget AdmissionCheck of its workloads.
 type Reconciler struct {
 	Client   client.Client
 	Config   *configv1.Configuration
@@ -46,7 +47,11 @@ type Reconciler struct {
 	Clock clock.PassiveClock
 
 	gating gatingProbe
+	grants grants
 }
+
+// refreshEvery bounds how old the use shown in status is while the tenant's work runs.
+const refreshEvery = time.Minute
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=aifactory.eu,resources=tenantquotas/status,verbs=get;update;patch
@@ -54,6 +59,9 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=clusterqueues,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=localqueues,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=workloads/status,verbs=get;patch
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=admissionchecks,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=admissionchecks/status,verbs=get;update
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=resourceflavors,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
 // The gating probe creates a Pod as a dry run only (nothing is stored); RBAC cannot grant dry runs alone.
@@ -65,6 +73,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return conflict.Ignore(r.reconcile(ctx, req))
 }
 
+// reconcile runs one pass. Its writes come in the order that keeps the budget hard across a crash: the
+// workloads' accounting (finalizer, period baseline) before any budget check turns Ready, the ledger before the
+// finalizers of the workloads it books are released, and the ledger before a departed namespace's LocalQueue
+// goes.
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tq := &aifv1.TenantQuota{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tq); err != nil {
@@ -81,16 +93,30 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	now := r.Clock.Now().UTC()
 	period := PeriodAt(budgetPeriod(tq), now)
-	acc := Book(LedgerFromStatus(tq.Status.Ledger), period, now, r.usage(obs))
+	usage := r.usage(tq, obs)
+	acc := Book(LedgerFromStatus(tq.Status.Ledger), period, now, usage)
 	var verdict *Budget
+	var res *Reservation
 	if b := tq.Spec.Budget; b != nil {
 		verdict = ptr.To(Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
+		res = ptr.To(Reserve(b.GPUHours*3600, acc.UsedGPUSeconds, PeriodWord(b.Period), now, usage))
+		if err := r.ensureBudgetCheck(ctx, obs.BudgetCheck); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if err := r.ensureQueues(ctx, tq, obs, StopPolicy(tq, verdict != nil && verdict.Exhausted)); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
 		return ctrl.Result{}, err
+	}
+	if tq.DeletionTimestamp == nil {
+		if err := r.setChecks(ctx, obs.Workloads, res, now); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.stopAtBound(ctx, obs.Workloads, res, boundsOf(usage)); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	var reprobe time.Duration
 	if tq.DeletionTimestamp == nil {
@@ -103,22 +129,56 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		obs.Ungated, obs.Probed, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
 	}
 	old := tq.Status.DeepCopy()
-	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict)); err != nil {
+	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict, res)); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.release(ctx, obs.Workloads, acc.Release, tq.DeletionTimestamp != nil); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.removeDeparted(ctx, tq, obs); err != nil {
+		return ctrl.Result{}, err
+	}
 	r.announce(tq, old)
-	observeMetrics(tq, acc)
+	var reserved int64
+	if res != nil {
+		reserved = res.ReservedGPUSeconds
+	}
+	observeMetrics(tq, acc, reserved)
 	if tq.DeletionTimestamp != nil {
 		return ctrl.Result{}, r.finalize(ctx, tq, obs)
 	}
-	after := nextDeadline(now, period, verdict)
-	if reprobe > 0 {
-		after = min(after, reprobe)
+	return ctrl.Result{RequeueAfter: requeueAfter(now, period, verdict, res, acc.RunningGPUs, reprobe)}, nil
+}
+
+// requeueAfter is when the pass must run again without an event: at the end of the period, when running GPUs
+// would spend the rest of the budget, when a run reaches a bound that only the operator enforces, when the
+// gating probe is due, and every refreshEvery while work runs, so that the use in status is never older.
+func requeueAfter(now time.Time, p Period, verdict *Budget, res *Reservation, running int64, reprobe time.Duration) time.Duration {
+	after := nextDeadline(now, p, verdict)
+	for _, d := range []time.Duration{reprobe, refreshIf(running > 0)} {
+		if d > 0 {
+			after = min(after, d)
+		}
 	}
-	return ctrl.Result{RequeueAfter: after}, nil
+	if res != nil && res.NextBound > 0 {
+		after = min(after, res.NextBound)
+	}
+	return after
+}
+
+func refreshIf(running bool) time.Duration {
+	if running {
+		return refreshEvery
+	}
+	return 0
+}
+
+func boundsOf(usage []WorkloadUsage) map[types.UID]int64 {
+	out := make(map[types.UID]int64, len(usage))
+	for _, u := range usage {
+		out[u.UID] = u.Bound
+	}
+	return out
 }
 
 // nextDeadline is when the ledger's verdict can next change by the passing of time alone: the end of the
@@ -174,26 +234,64 @@ func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Obser
 		return nil, fmt.Errorf("listing local queues: %w", err)
 	}
 	for i := range lqs.Items {
-		lq := &lqs.Items[i]
-		obs.LocalQueues[lq.Namespace] = lq
+		obs.LocalQueues[lqs.Items[i].Namespace] = &lqs.Items[i]
+	}
+	if tq.Spec.Budget != nil {
+		ac := &kueue.AdmissionCheck{}
+		switch err := r.Client.Get(ctx, types.NamespacedName{Name: aifv1.BudgetCheckName}, ac); {
+		case err == nil:
+			obs.BudgetCheck = ac
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("reading admission check: %w", err)
+		}
+	}
+	return obs, r.workloads(ctx, tq, obs)
+}
+
+// workloads reads the tenant's workloads: every workload in its namespaces, whatever queue it names, and in
+// namespaces that left the spec, those of the tenant's LocalQueue there.
+func (r *Reconciler) workloads(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
+	for _, ns := range obs.Namespaces(tq) {
+		if !obs.Existing[ns] {
+			continue
+		}
 		var wls kueue.WorkloadList
-		if err := r.Client.List(ctx, &wls, client.InNamespace(lq.Namespace), client.MatchingFields{WorkloadQueueIndex: lq.Name}); err != nil {
-			return nil, fmt.Errorf("listing workloads in %s: %w", lq.Namespace, err)
+		if err := r.Client.List(ctx, &wls, client.InNamespace(ns)); err != nil {
+			return fmt.Errorf("listing workloads in %s: %w", ns, err)
 		}
 		obs.Workloads = append(obs.Workloads, wls.Items...)
 	}
-	return obs, nil
+	for ns := range obs.Draining(tq) {
+		var wls kueue.WorkloadList
+		if err := r.Client.List(ctx, &wls, client.InNamespace(ns), client.MatchingFields{WorkloadQueueIndex: obs.LocalQueues[ns].Name}); err != nil {
+			return fmt.Errorf("listing workloads in %s: %w", ns, err)
+		}
+		obs.Workloads = append(obs.Workloads, wls.Items...)
+	}
+	return nil
 }
 
-func (r *Reconciler) usage(obs *Observed) []WorkloadUsage {
+// usage reads what the ledger and the budget check need of each workload. Workloads of a namespace that left
+// the spec and has no work left depart: they are booked once, like deleted ones, and their LocalQueue goes.
+func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []WorkloadUsage {
 	gpuResources := map[corev1.ResourceName]bool{configv1.DefaultGPUResource: true}
 	for _, c := range obs.Classes {
 		gpuResources[c.Resource] = true
 	}
 	isGPU := func(r corev1.ResourceName) bool { return gpuResources[r] }
+	departing := obs.Departing(tq)
 	out := make([]WorkloadUsage, 0, len(obs.Workloads))
 	for i := range obs.Workloads {
-		out = append(out, UsageOf(&obs.Workloads[i], isGPU))
+		wl := &obs.Workloads[i]
+		u := UsageOf(wl, isGPU)
+		u.Bound, u.BoundEnforced = RunBound(tq.Spec.Budget, wl.Spec.MaximumExecutionTimeSeconds)
+		if u.Check == kueue.CheckStatePending && r.grants.pending(wl) {
+			u.Check = kueue.CheckStateReady // granted by this process; the cache has yet to show it
+		}
+		if departing[wl.Namespace] {
+			u.Deleting = true
+		}
+		out = append(out, u)
 	}
 	return out
 }
@@ -209,7 +307,7 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 		}
 		cq = &kueue.ClusterQueue{}
 	}
-	if err := r.apply(ctx, cq, func() { ApplyClusterQueue(cq, tq, obs.Classes, namespaces, stop) }); err != nil {
+	if err := r.apply(ctx, cq, func() { ApplyClusterQueue(cq, tq, obs.Classes, namespaces, stop, tq.Spec.Budget != nil) }); err != nil {
 		return fmt.Errorf("cluster queue: %w", err)
 	}
 	obs.ClusterQueue = cq
@@ -233,10 +331,16 @@ func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, ob
 		}
 		obs.LocalQueues[ns] = lq
 	}
-	for ns, work := range obs.Draining(tq) {
-		if work > 0 {
-			continue
-		}
+	return nil
+}
+
+// removeDeparted deletes the LocalQueues of namespaces that left the spec once nothing of the tenant waits or
+// runs there. It runs after the ledger that booked their workloads was saved and their finalizers released.
+func (r *Reconciler) removeDeparted(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
+	if tq.DeletionTimestamp != nil {
+		return nil
+	}
+	for ns := range obs.Departing(tq) {
 		if err := r.Client.Delete(ctx, obs.LocalQueues[ns]); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting local queue in %s: %w", ns, err)
 		}
@@ -291,13 +395,15 @@ func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()
 }
 
 // prepareWorkloads records period baselines and, unless the tenant is going away, puts the accounting finalizer
-// on workloads that have held GPUs, so that their seconds reach the ledger even if they are deleted while the
-// operator is down.
+// on workloads that hold quota or have held GPUs, so that their seconds reach the ledger even if they are
+// deleted while the operator is down. A workload gets it while Kueue has reserved its quota, before the budget
+// check lets Kueue admit it.
 func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline, accounting bool) error {
 	for i := range wls {
 		wl := &wls[i]
 		b, record := baselines[wl.UID]
-		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
+		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) ||
+			apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
 		addFinalizer := accounting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
 		if !record && !addFinalizer {
 			continue

@@ -32,8 +32,9 @@ func ClusterQueueName(tenant string) string { return "tenant-" + tenant }
 
 // ApplyClusterQueue sets the fields of cq that the operator manages for tq, leaving fields that Kueue defaults
 // or that the operator does not manage as they are. classes are the known GPU classes by name; namespaces are
-// the tenant's namespaces that its ClusterQueue admits from; stop is the stop policy (budget or deletion).
-func ApplyClusterQueue(cq *kueue.ClusterQueue, tq *aifv1.TenantQuota, classes map[string]gpuclass.Class, namespaces []string, stop kueue.StopPolicy) {
+// the tenant's namespaces that its ClusterQueue admits from; stop is the stop policy (budget or deletion);
+// budgeted adds the budget AdmissionCheck (other checks a platform team added stay).
+func ApplyClusterQueue(cq *kueue.ClusterQueue, tq *aifv1.TenantQuota, classes map[string]gpuclass.Class, namespaces []string, stop kueue.StopPolicy, budgeted bool) {
 	cq.Name = ClusterQueueName(tq.Name)
 	cq.Labels = withManagedLabels(cq.Labels, tq.Name)
 	cq.OwnerReferences = []metav1.OwnerReference{ownerRef(tq)}
@@ -50,6 +51,27 @@ func ApplyClusterQueue(cq *kueue.ClusterQueue, tq *aifv1.TenantQuota, classes ma
 		cq.Spec.FairSharing = &kueue.FairSharing{Weight: ptr.To(w.DeepCopy())}
 	}
 	cq.Spec.StopPolicy = ptr.To(stop)
+	cq.Spec.AdmissionChecksStrategy = withBudgetCheck(cq.Spec.AdmissionChecksStrategy, budgeted)
+}
+
+// withBudgetCheck adds or removes the budget check among a ClusterQueue's admission checks; it runs for every
+// flavor.
+func withBudgetCheck(s *kueue.AdmissionChecksStrategy, budgeted bool) *kueue.AdmissionChecksStrategy {
+	var rules []kueue.AdmissionCheckStrategyRule
+	if s != nil {
+		for _, rule := range s.AdmissionChecks {
+			if rule.Name != aifv1.BudgetCheckName {
+				rules = append(rules, rule)
+			}
+		}
+	}
+	if budgeted {
+		rules = append(rules, kueue.AdmissionCheckStrategyRule{Name: aifv1.BudgetCheckName})
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	return &kueue.AdmissionChecksStrategy{AdmissionChecks: rules}
 }
 
 // resourceGroups puts every GPU resource of the tenant's known classes and the unmetered resources in one

@@ -91,7 +91,7 @@ func TestApplyClusterQueue(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cq := &kueue.ClusterQueue{}
-			ApplyClusterQueue(cq, tc.tq, classes, tc.namespaces, tc.stop)
+			ApplyClusterQueue(cq, tc.tq, classes, tc.namespaces, tc.stop, tc.tq.Spec.Budget != nil)
 			if diff := cmp.Diff(tc.want, cq.Spec); diff != "" {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
@@ -110,14 +110,39 @@ func TestApplyClusterQueueKeepsFieldsItDoesNotManage(t *testing.T) {
 		QueueingStrategy: kueue.BestEffortFIFO,
 		Preemption:       &kueue.ClusterQueuePreemption{BorrowWithinCohort: &kueue.BorrowWithinCohort{Policy: kueue.BorrowWithinCohortPolicyNever}},
 	}}
-	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None)
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
 	if cq.Spec.QueueingStrategy != kueue.BestEffortFIFO || cq.Spec.Preemption.BorrowWithinCohort == nil {
 		t.Fatalf("server-defaulted fields were dropped: %+v", cq.Spec)
 	}
 	before := cq.DeepCopy()
-	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None)
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
 	if diff := cmp.Diff(before, cq); diff != "" {
 		t.Fatalf("a second apply changed the object:\n%s", diff)
+	}
+}
+
+// The budget check joins the checks a platform team put on the queue, and leaves them when the budget goes.
+func TestBudgetCheckOnTheClusterQueue(t *testing.T) {
+	other := kueue.AdmissionCheckStrategyRule{Name: "provisioning", OnFlavors: []kueue.ResourceFlavorReference{"h100-80gb"}}
+	cq := &kueue.ClusterQueue{Spec: kueue.ClusterQueueSpec{AdmissionChecksStrategy: &kueue.AdmissionChecksStrategy{AdmissionChecks: []kueue.AdmissionCheckStrategyRule{other}}}}
+	budgeted := builders.TenantQuota("medai").Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj()
+	ApplyClusterQueue(cq, budgeted, classes, []string{"medai"}, kueue.None, true)
+	want := []kueue.AdmissionCheckStrategyRule{other, {Name: aifv1.BudgetCheckName}}
+	if diff := cmp.Diff(want, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
+		t.Fatalf("with a budget (-want +got):\n%s", diff)
+	}
+	ApplyClusterQueue(cq, budgeted, classes, []string{"medai"}, kueue.None, true)
+	if diff := cmp.Diff(want, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
+		t.Fatalf("a second apply (-want +got):\n%s", diff)
+	}
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	if diff := cmp.Diff([]kueue.AdmissionCheckStrategyRule{other}, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
+		t.Fatalf("without a budget (-want +got):\n%s", diff)
+	}
+	fresh := &kueue.ClusterQueue{}
+	ApplyClusterQueue(fresh, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	if fresh.Spec.AdmissionChecksStrategy != nil {
+		t.Fatalf("a tenant without a budget got admission checks: %+v", fresh.Spec.AdmissionChecksStrategy)
 	}
 }
 

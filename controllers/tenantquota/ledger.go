@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 )
 
 // WorkloadUsage is what the budget ledger needs to know of one Kueue workload of the tenant.
@@ -24,8 +25,35 @@ type WorkloadUsage struct {
 	EndedAt *time.Time
 	// Baseline is the operator's record of the workload's GPU-seconds before a period started.
 	Baseline *Baseline
-	// Deleting is true once the workload has a deletion timestamp.
+	// Deleting is true once the workload has a deletion timestamp, or when it leaves the tenant with its
+	// namespace: its seconds are booked into the ledger once, and its accounting finalizer released.
 	Deleting bool
+
+	// Key is namespace/name, for ordering and messages.
+	Key string
+	// QuotaReserved is true while Kueue holds quota for the workload and it has not finished.
+	QuotaReserved bool
+	// Check is the state of the budget AdmissionCheck on the workload; empty without one.
+	Check kueue.CheckState
+	// Bound is the workload's run bound in seconds (see RunBound), and BoundEnforced whether Kueue's maximum
+	// execution time stops it there by itself.
+	Bound         int64
+	BoundEnforced bool
+}
+
+// secondsAt is the workload's admitted seconds, over all its admissions, up to t.
+func (w WorkloadUsage) secondsAt(t time.Time) int64 {
+	secs := w.PastSeconds
+	if w.AdmittedAt != nil {
+		end := t
+		if w.EndedAt != nil && w.EndedAt.Before(end) {
+			end = *w.EndedAt
+		}
+		if d := end.Sub(*w.AdmittedAt); d > 0 {
+			secs += int64(d / time.Second)
+		}
+	}
+	return secs
 }
 
 // Baseline is the GPU-seconds a workload had used before the period that starts at PeriodStart, and the start
@@ -75,17 +103,7 @@ func ParseBaseline(s string) (Baseline, error) {
 // GPUSecondsAt is the workload's GPU-seconds from its first admission up to t. Earlier admit-evict cycles are
 // taken to lie before t.
 func (w WorkloadUsage) GPUSecondsAt(t time.Time) int64 {
-	secs := w.PastSeconds
-	if w.AdmittedAt != nil {
-		end := t
-		if w.EndedAt != nil && w.EndedAt.Before(end) {
-			end = *w.EndedAt
-		}
-		if d := end.Sub(*w.AdmittedAt); d > 0 {
-			secs += int64(d / time.Second)
-		}
-	}
-	return secs * w.GPUs
+	return w.secondsAt(t) * w.GPUs
 }
 
 // baseline returns what the workload used before period p, and whether that figure must be recorded on the

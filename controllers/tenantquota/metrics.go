@@ -16,6 +16,10 @@ var (
 		Name: "aifactory_tenant_budget_remaining_gpu_seconds",
 		Help: "GPU-seconds left of the tenant's budget in the current period (absent for tenants without a budget).",
 	}, []string{"tenant"})
+	budgetReserved = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aifactory_tenant_budget_reserved_gpu_seconds",
+		Help: "GPU-seconds that the tenant's admitted work may still use before its run bounds (absent for tenants without a budget).",
+	}, []string{"tenant"})
 	admittedGPUs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "aifactory_tenant_admitted_gpus",
 		Help: "GPUs held by the tenant's admitted workloads.",
@@ -23,14 +27,15 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(gpuSecondsUsed, budgetRemaining, admittedGPUs)
+	metrics.Registry.MustRegister(gpuSecondsUsed, budgetRemaining, budgetReserved, admittedGPUs)
 }
 
 // observeMetrics publishes the tenant's figures, or removes them once the tenant is being deleted.
-func observeMetrics(tq *aifv1.TenantQuota, acc Account) {
+func observeMetrics(tq *aifv1.TenantQuota, acc Account, reserved int64) {
 	if tq.DeletionTimestamp != nil {
 		gpuSecondsUsed.DeleteLabelValues(tq.Name)
 		budgetRemaining.DeleteLabelValues(tq.Name)
+		budgetReserved.DeleteLabelValues(tq.Name)
 		admittedGPUs.DeleteLabelValues(tq.Name)
 		return
 	}
@@ -38,7 +43,9 @@ func observeMetrics(tq *aifv1.TenantQuota, acc Account) {
 	admittedGPUs.WithLabelValues(tq.Name).Set(float64(tq.Status.AdmittedGPUs))
 	if b := tq.Spec.Budget; b != nil {
 		budgetRemaining.WithLabelValues(tq.Name).Set(float64(max(b.GPUHours*3600-acc.UsedGPUSeconds, 0)))
+		budgetReserved.WithLabelValues(tq.Name).Set(float64(reserved))
 	} else {
 		budgetRemaining.DeleteLabelValues(tq.Name)
+		budgetReserved.DeleteLabelValues(tq.Name)
 	}
 }

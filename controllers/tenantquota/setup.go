@@ -59,6 +59,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&kueue.ClusterQueue{}).
 		Owns(&kueue.LocalQueue{}).
 		Watches(&kueue.Workload{}, handler.EnqueueRequestsFromMapFunc(workloadTenant(c))).
+		Watches(&kueue.AdmissionCheck{}, handler.EnqueueRequestsFromMapFunc(budgetedTenants(c))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetName() })),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 				return namespaceLifecycleChanged(e) || tenantLabelsChanged(e)
@@ -71,21 +72,47 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	return nil
 }
 
-// workloadTenant maps a workload to the tenant of its LocalQueue.
+// workloadTenant maps a workload to the tenants that count it: the one whose namespaces hold it, and the one
+// whose LocalQueue it names (which differ while a namespace moves out of a tenant).
 func workloadTenant(c client.Client) handler.MapFunc {
+	byNamespace := tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetNamespace() })
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		wl, ok := o.(*kueue.Workload)
-		if !ok || wl.Spec.QueueName == "" {
+		if !ok {
 			return nil
+		}
+		out := byNamespace(ctx, o)
+		if wl.Spec.QueueName == "" {
+			return out
 		}
 		lq := &kueue.LocalQueue{}
 		if err := c.Get(ctx, types.NamespacedName{Namespace: wl.Namespace, Name: string(wl.Spec.QueueName)}, lq); err != nil {
-			return nil
+			return out
 		}
 		if t := lq.Labels[aifv1.TenantLabel]; t != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: t}}}
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: t}})
 		}
-		return nil
+		return out
+	}
+}
+
+// budgetedTenants maps the budget AdmissionCheck to the tenants with a budget, whose ClusterQueues name it.
+func budgetedTenants(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		if o.GetName() != aifv1.BudgetCheckName {
+			return nil
+		}
+		var list aifv1.TenantQuotaList
+		if err := c.List(ctx, &list); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, tq := range list.Items {
+			if tq.Spec.Budget != nil {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: tq.Name}})
+			}
+		}
+		return out
 	}
 }
 

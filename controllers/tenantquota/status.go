@@ -39,6 +39,23 @@ type Observed struct {
 	LocalQueues map[string]*kueue.LocalQueue
 	// Workloads are the tenant's Kueue workloads.
 	Workloads []kueue.Workload
+	// BudgetCheck is the budget AdmissionCheck, nil until created; read only for tenants with a budget.
+	BudgetCheck *kueue.AdmissionCheck
+}
+
+// Departing returns the namespaces that left the spec and have no work of the tenant left: their workloads are
+// booked into the ledger and their LocalQueues removed.
+func (o *Observed) Departing(tq *aifv1.TenantQuota) map[string]bool {
+	out := map[string]bool{}
+	if tq.DeletionTimestamp != nil {
+		return out
+	}
+	for ns, work := range o.Draining(tq) {
+		if work == 0 {
+			out[ns] = true
+		}
+	}
+	return out
 }
 
 // Namespaces returns the namespaces whose workloads the tenant's ClusterQueue admits: those in the spec that
@@ -121,7 +138,7 @@ func StopPolicy(tq *aifv1.TenantQuota, exhausted bool) kueue.StopPolicy {
 
 // ComputeStatus derives the TenantQuota's status from what was observed and the ledger. It starts from the old
 // status so that condition transition times survive passes that change nothing.
-func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, verdict *Budget) aifv1.TenantQuotaStatus {
+func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, verdict *Budget, res *Reservation) aifv1.TenantQuotaStatus {
 	st := aifv1.TenantQuotaStatus{
 		ObservedGeneration: tq.Generation,
 		Conditions:         append([]metav1.Condition(nil), tq.Status.Conditions...),
@@ -149,6 +166,10 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 	if verdict != nil {
 		st.Budget.BudgetGPUHours = fmt.Sprintf("%d", tq.Spec.Budget.GPUHours)
 		st.Budget.RemainingGPUHours = Hours(verdict.RemainingSeconds)
+	}
+	if res != nil {
+		st.Budget.ReservedGPUSeconds = res.ReservedGPUSeconds
+		st.Budget.ReservedGPUHours = HoursUp(res.ReservedGPUSeconds)
 	}
 	ready := readyCondition(tq, obs, verdict != nil && verdict.Exhausted)
 	ready.ObservedGeneration = tq.Generation
@@ -420,6 +441,14 @@ func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadU
 	if s, ok := wl.Annotations[BaselineAnnotation]; ok {
 		if b, err := ParseBaseline(s); err == nil {
 			u.Baseline = &b
+		}
+	}
+	u.Key = wl.Namespace + "/" + wl.Name
+	u.QuotaReserved = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) &&
+		!apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished)
+	for _, c := range wl.Status.AdmissionChecks {
+		if c.Name == aifv1.BudgetCheckName {
+			u.Check = c.State
 		}
 	}
 	return u

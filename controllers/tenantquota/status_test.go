@@ -75,7 +75,7 @@ func TestComputeStatus(t *testing.T) {
 			if tc.tq.Spec.Budget != nil {
 				verdict = ptr.To(Judge(tc.tq.Spec.Budget.GPUHours, tc.used, 0))
 			}
-			st := ComputeStatus(tc.tq, tc.obs, Account{UsedGPUSeconds: tc.used, State: LedgerState{PeriodStart: p.Start}}, p, verdict)
+			st := ComputeStatus(tc.tq, tc.obs, Account{UsedGPUSeconds: tc.used, State: LedgerState{PeriodStart: p.Start}}, p, verdict, nil)
 			ready := condition(st.Conditions, aifv1.ConditionReady)
 			budget := condition(st.Conditions, aifv1.ConditionBudgetExhausted)
 			if ready.Reason != tc.wantReady || budget.Reason != tc.wantBudget {
@@ -86,7 +86,7 @@ func TestComputeStatus(t *testing.T) {
 			}
 		})
 	}
-	st := ComputeStatus(tq, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)))
+	st := ComputeStatus(tq, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)), nil)
 	if st.NominalGPUs != 16 || st.AdmittedGPUs != 24 || st.GPUs[0].Borrowed != 8 || st.Workloads.Pending != 2 || st.Workloads.Admitted != 1 {
 		t.Fatalf("figures from Kueue: %+v", st)
 	}
@@ -96,7 +96,7 @@ func TestComputeStatus(t *testing.T) {
 	// A second pass over the same world keeps the conditions' transition times.
 	tq2 := tq.DeepCopy()
 	tq2.Status = st
-	again := ComputeStatus(tq2, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)))
+	again := ComputeStatus(tq2, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)), nil)
 	before, after := condition(st.Conditions, aifv1.ConditionReady).LastTransitionTime, condition(again.Conditions, aifv1.ConditionReady).LastTransitionTime
 	if !after.Equal(&before) {
 		t.Fatal("transition time changed without a transition")

@@ -126,6 +126,7 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		return Observed{}, Input{}, err
 	}
 	obs := Observed{Verdict: Accept(tj, s), DatasetMounts: s.DatasetMounts, Classes: s.Classes, Now: r.Clock.Now()}
+	obs.Bound = RunBound(tj, s.Tenant)
 	if s.Tenant != nil {
 		obs.Tenant = s.Tenant.Name
 		if c := apimeta.FindStatusCondition(s.Tenant.Status.Conditions, aifv1.ConditionBudgetExhausted); c != nil && c.Status == metav1.ConditionTrue {
@@ -220,6 +221,7 @@ func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observe
 	}
 	if act.CreateJob && obs.Verdict.Accepted {
 		in.Attempt, in.Restarts = CurrentAttempt(&tj.Status), tj.Status.Restarts
+		in.MaxExecSeconds = MaxExecSeconds(obs.Bound, &tj.Status)
 		if err := r.Client.Create(ctx, Job(tj, in)); client.IgnoreAlreadyExists(err) != nil {
 			return fmt.Errorf("creating job: %w", err)
 		}

@@ -20,6 +20,7 @@ import (
 const (
 	QueueLabel         = "kueue.x-k8s.io/queue-name"
 	PriorityClassLabel = "kueue.x-k8s.io/priority-class"
+	MaxExecTimeLabel   = "kueue.x-k8s.io/max-exec-time-seconds"
 )
 
 // MasterPort is the rendezvous port of worker 0.
@@ -48,6 +49,9 @@ type Input struct {
 	Datasets []Mount
 	// Checkpoint is the read-write checkpoint mount, if any.
 	Checkpoint *Mount
+	// MaxExecSeconds is Kueue's maximum execution time of the attempt: what is left of the run's bound; zero for
+	// none.
+	MaxExecSeconds int32
 }
 
 // ServiceName is the headless Service that gives workers stable host names; it is a DNS label.
@@ -96,10 +100,11 @@ func Job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {
 	return j
 }
 
-// Shape is a hash of what an attempt's Job is made of, apart from the attempt's number and restart count. A
+// Shape is a hash of what an attempt's Job is made of, apart from the attempt's number, restart count and the
+// part of the run's bound left to it. A
 // Job whose shape annotation differs was made for an earlier version of the run.
 func Shape(tj *aifv1.TrainingJob, in Input) string {
-	in.Attempt, in.Restarts = 0, 0
+	in.Attempt, in.Restarts, in.MaxExecSeconds = 0, 0, 0
 	j := job(tj, in)
 	return names.Hash(dump.ForHash(struct {
 		Labels map[string]string
@@ -112,6 +117,9 @@ func job(tj *aifv1.TrainingJob, in Input) *batchv1.Job {
 	l[QueueLabel] = tj.Spec.QueueName
 	if tj.Spec.PriorityClassName != "" {
 		l[PriorityClassLabel] = tj.Spec.PriorityClassName
+	}
+	if in.MaxExecSeconds > 0 {
+		l[MaxExecTimeLabel] = strconv.Itoa(int(in.MaxExecSeconds))
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: JobName(tj, in.Attempt), Namespace: tj.Namespace, Labels: l, OwnerReferences: owner(tj)},

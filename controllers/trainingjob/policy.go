@@ -76,6 +76,10 @@ func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *
 	for i := range s.Containers {
 		v.container(ps.Child("containers").Index(i), &s.Containers[i])
 	}
+	if b := budgetOf(tenant); b != nil && b.MaxRunDuration != nil && tj.Spec.MaxRunDuration != nil && tj.Spec.MaxRunDuration.Duration > b.MaxRunDuration.Duration {
+		v.errs = append(v.errs, field.Invalid(field.NewPath("spec", "maxRunDuration"), tj.Spec.MaxRunDuration.Duration.String(),
+			fmt.Sprintf("exceeds the %s that tenant %s allows a run (its GPUs times this bound are reserved in the GPU-hour budget)", b.MaxRunDuration.Duration, tenant.Name)))
+	}
 	if len(v.errs) == 0 {
 		// What the rules above miss, Pod Security does not: it judges the Job's pod exactly as the namespace will.
 		v.podSecurity(field.NewPath("spec", "template"))

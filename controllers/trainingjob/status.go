@@ -43,6 +43,8 @@ type Observed struct {
 	Hold string
 	// Classes are the known GPU classes by name, for the energy estimate.
 	Classes map[string]gpuclass.Class
+	// Bound is the run's bound on admitted time, summed over attempts (see RunBound); nil for none.
+	Bound *time.Duration
 	// Now is the time of the pass.
 	Now time.Time
 }
@@ -174,15 +176,15 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 		if c.Type == batchv1.JobComplete {
 			return outcome{aifv1.PhaseSucceeded, aifv1.ReasonCompleted, fmt.Sprintf("all %d workers finished", tj.Spec.Nodes)}
 		}
-		return failed(tj, st, act, c.Message, *end)
+		return failed(tj, obs.Bound, st, act, c.Message, *end)
 	}
-	if left, bounded := remaining(tj, st, u, obs.Now); bounded {
+	if left, bounded := remaining(obs.Bound, st, u, obs.Now); bounded {
 		if left <= 0 {
 			settle(cur, u, obs.Now)
 			if obs.Workload != nil && ptr.Deref(obs.Workload.Spec.Active, true) {
 				act.SetActive = ptr.To(false)
 			}
-			return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("the run was admitted for longer than maxRunDuration %s", tj.Spec.MaxRunDuration.Duration)}
+			return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("the run was admitted for its whole run bound of %s", *obs.Bound)}
 		}
 		if admitted(obs.Workload) {
 			act.RequeueAfter = left
@@ -208,13 +210,13 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 }
 
 // failed ends an attempt whose worker failed: a new attempt while restarts are left, else the end of the run.
-func failed(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, act *Actions, why string, at time.Time) outcome {
+func failed(tj *aifv1.TrainingJob, bound *time.Duration, st *aifv1.TrainingJobStatus, act *Actions, why string, at time.Time) outcome {
 	attempt := st.Usage.Attempts[len(st.Usage.Attempts)-1].Attempt
 	if why == "" {
 		why = "a worker failed"
 	}
-	if left, bounded := remaining(tj, st, tenantquota.WorkloadUsage{}, at); bounded && left <= 0 {
-		return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("attempt %d failed (%s) after maxRunDuration %s was used up", attempt, why, tj.Spec.MaxRunDuration.Duration)}
+	if left, bounded := remaining(bound, st, tenantquota.WorkloadUsage{}, at); bounded && left <= 0 {
+		return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("attempt %d failed (%s) after its run bound of %s was used up", attempt, why, *bound)}
 	}
 	if st.Restarts >= tj.Spec.MaxRestarts {
 		return outcome{aifv1.PhaseFailed, aifv1.ReasonRestartsExhausted, fmt.Sprintf("attempt %d failed (%s) after %d of %d restarts", attempt, why, st.Restarts, tj.Spec.MaxRestarts)}
@@ -242,6 +244,11 @@ func mirror(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 		return outcome{aifv1.PhaseQueued, reason, fmt.Sprintf("%s by Kueue: %s", c.Reason, c.Message)}
 	}
 	if !admitted(wl) {
+		if c := budgetCheck(wl); c != nil && c.State == kueue.CheckStatePending && c.Message != "" && reserved(wl) {
+			o := waiting(st, "Kueue reserved quota; the budget check holds admission: "+c.Message)
+			o.reason = aifv1.ReasonWaitingForBudget
+			return o
+		}
 		msg := "waiting for Kueue to see the job"
 		if st.Queue != nil && st.Queue.Message != "" {
 			msg = st.Queue.Message
@@ -301,14 +308,22 @@ func activation(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus
 		act.SetActive = ptr.To(true)
 		return waiting(st, "resumed; queued again"), true
 	}
-	// Kueue itself deactivated the workload (requeuing limit, rejected admission check, maximum execution time):
-	// it will not run again, and undoing Kueue's decision is not the operator's to do.
+	// Kueue itself deactivated the workload (requeuing limit, rejected admission check, maximum execution time),
+	// or the tenant's budget stopped it at its bound: it will not run again, and undoing that is not the
+	// operator's to do.
 	settle(&st.Usage.Attempts[len(st.Usage.Attempts)-1], usageOf(tj, wl), obs.Now)
+	if b := wl.Annotations[aifv1.BoundReachedAnnotation]; b != "" {
+		return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("the run was admitted for its tenant's run bound of %ss", b)}, true
+	}
 	msg := "Kueue deactivated the workload"
+	reason := aifv1.ReasonEvicted
 	if c := evicted(wl); c != nil {
 		msg = fmt.Sprintf("Kueue deactivated the workload: %s: %s", c.Reason, c.Message)
+		if strings.HasSuffix(c.Reason, kueue.WorkloadMaximumExecutionTimeExceeded) { // "DeactivatedDueTo..."
+			reason = aifv1.ReasonDeadlineExceeded
+		}
 	}
-	return outcome{aifv1.PhaseFailed, aifv1.ReasonEvicted, msg}, true
+	return outcome{aifv1.PhaseFailed, reason, msg}, true
 }
 
 // waiting is the outcome of an attempt that waits for Kueue: Queued, or Restarting after a worker failure
@@ -381,10 +396,10 @@ func settle(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, end time.Time) {
 	}
 }
 
-// remaining is the admitted time left before maxRunDuration, counting ended attempts and the current workload
-// up to now; bounded is false without maxRunDuration.
-func remaining(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, u tenantquota.WorkloadUsage, now time.Time) (time.Duration, bool) {
-	if tj.Spec.MaxRunDuration == nil {
+// remaining is the admitted time left before the run's bound, counting ended attempts and the current workload
+// up to now; bounded is false for a run without a bound.
+func remaining(bound *time.Duration, st *aifv1.TrainingJobStatus, u tenantquota.WorkloadUsage, now time.Time) (time.Duration, bool) {
+	if bound == nil {
 		return 0, false
 	}
 	var secs int64
@@ -395,7 +410,47 @@ func remaining(tj *aifv1.TrainingJob, st *aifv1.TrainingJobStatus, u tenantquota
 			secs += a.GPUSeconds / int64(a.GPUs)
 		}
 	}
-	return tj.Spec.MaxRunDuration.Duration - time.Duration(secs)*time.Second, true
+	return *bound - time.Duration(secs)*time.Second, true
+}
+
+// RunBound is a run's bound on admitted time: its maxRunDuration, else its tenant's default where the tenant has
+// a budget, never more than the tenant's maximum; nil without either.
+func RunBound(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota) *time.Duration {
+	b := budgetOf(tenant)
+	if b == nil {
+		if tj.Spec.MaxRunDuration == nil {
+			return nil
+		}
+		return ptr.To(tj.Spec.MaxRunDuration.Duration)
+	}
+	var asked *int32
+	if tj.Spec.MaxRunDuration != nil {
+		asked = ptr.To(int32(min(tj.Spec.MaxRunDuration.Duration/time.Second, 1<<31-1)))
+	}
+	secs, _ := tenantquota.RunBound(b, asked)
+	return ptr.To(time.Duration(secs) * time.Second)
+}
+
+func budgetOf(tenant *aifv1.TenantQuota) *aifv1.Budget {
+	if tenant == nil {
+		return nil
+	}
+	return tenant.Spec.Budget
+}
+
+// MaxExecSeconds is what Kueue's maximum execution time of an attempt's Job is set to: what is left of the run's
+// bound before the attempt, so that Kueue stops the attempt there even while the operator is down. Zero for a
+// run without a bound.
+func MaxExecSeconds(bound *time.Duration, st *aifv1.TrainingJobStatus) int32 {
+	if bound == nil {
+		return 0
+	}
+	prior := *st.DeepCopy()
+	if prior.Usage == nil {
+		prior.Usage = &aifv1.Usage{}
+	}
+	left, _ := remaining(bound, &prior, tenantquota.WorkloadUsage{}, time.Time{})
+	return int32(max(min((left+time.Second-1)/time.Second, 1<<31-1), 1))
 }
 
 // finished returns the Job's final condition, if any, and when the attempt ended: the time Kueue finished the
@@ -424,6 +479,19 @@ func admitted(wl *kueue.Workload) bool {
 
 func reserved(wl *kueue.Workload) bool {
 	return wl != nil && (admitted(wl) || apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved))
+}
+
+// budgetCheck is the budget AdmissionCheck's state on the workload, nil without one.
+func budgetCheck(wl *kueue.Workload) *kueue.AdmissionCheckState {
+	if wl == nil {
+		return nil
+	}
+	for i := range wl.Status.AdmissionChecks {
+		if wl.Status.AdmissionChecks[i].Name == aifv1.BudgetCheckName {
+			return &wl.Status.AdmissionChecks[i]
+		}
+	}
+	return nil
 }
 
 func evicted(wl *kueue.Workload) *metav1.Condition {

@@ -70,6 +70,20 @@ func (w wl) preempted(when time.Duration, past int32) wl {
 		cond(kueue.WorkloadEvicted, true, kueue.WorkloadEvictedByPreemption, "Preempted to accommodate a workload due to prioritization in the ClusterQueue", when)
 }
 
+// waitingForBudget is a workload whose quota Kueue reserved and whose budget check holds its admission.
+func (w wl) waitingForBudget(msg string) wl {
+	w = w.admitted(0)
+	w.Status.AdmissionChecks = []kueue.AdmissionCheckState{{Name: aifv1.BudgetCheckName, State: kueue.CheckStatePending, Message: msg}}
+	return w.cond(kueue.WorkloadAdmitted, false, "UnsatisfiedChecks", "The workload has not all checks ready", 0)
+}
+
+// stoppedAtBound is a workload the tenant's budget stopped at its run bound.
+func (w wl) stoppedAtBound(bound string) wl {
+	w.Spec.Active = ptr.To(false)
+	w.Annotations = map[string]string{aifv1.BoundReachedAnnotation: bound}
+	return w
+}
+
 func (w wl) finished(when time.Duration) wl {
 	return w.cond(kueue.WorkloadFinished, true, "Succeeded", "", when)
 }
@@ -294,17 +308,34 @@ func TestStep(t *testing.T) {
 		},
 	}, {
 		name: "running within maxRunDuration: back at the deadline", tj: bounded, old: status(aifv1.PhaseRunning, 0, running0),
-		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload}, now: 41 * time.Minute,
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload, Bound: ptr.To(time.Hour)}, now: 41 * time.Minute,
 		phase: aifv1.PhaseRunning, reason: aifv1.ReasonWorkersRunning, act: Actions{RequeueAfter: 20 * time.Minute},
 	}, {
 		name: "maxRunDuration used up: stopped and Failed", tj: bounded, old: status(aifv1.PhaseRunning, 0, running0),
-		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload}, now: 61 * time.Minute,
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload, Bound: ptr.To(time.Hour)}, now: 61 * time.Minute,
 		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false)},
 		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
 			if st.Usage.GPUSeconds != 3600*16 {
 				t.Errorf("usage %+v", st.Usage)
 			}
 		},
+	}, {
+		name: "the tenant's default bound used up: stopped and Failed", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload, Bound: ptr.To(30 * time.Minute)}, now: 31 * time.Minute,
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false)},
+	}, {
+		name: "quota reserved, the budget check holds it: WaitingForBudget with the figures", tj: base, old: status(aifv1.PhaseQueued, 0, aifv1.AttemptUsage{}),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().waitingForBudget("needs 16.00 GPU-hours (16 GPUs x 1h0m0s run bound)").Workload},
+		phase: aifv1.PhaseQueued, reason: aifv1.ReasonWaitingForBudget,
+		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
+			if !strings.Contains(st.Message, "needs 16.00 GPU-hours") || st.Admission != nil {
+				t.Errorf("status %+v", st)
+			}
+		},
+	}, {
+		name: "stopped by the tenant's budget at its bound: Failed, DeadlineExceeded", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
+		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).stoppedAtBound("3600").Workload},
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded,
 	}, {
 		name: "suspended while admitted: Kueue is asked to stop it", tj: suspended, old: status(aifv1.PhaseRunning, 0, running0),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload},

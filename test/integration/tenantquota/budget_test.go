@@ -2,12 +2,17 @@ package tenantquota
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
@@ -18,75 +23,129 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
-// A tenant with 2 GPU-hours: running work spends them as the (fake) clock advances; once they are spent, new
-// work waits while running work goes on (Hold); a larger budget releases it, and so does the next period.
-func TestBudgetHoldsNewWorkUntilRaisedOrNextPeriod(t *testing.T) {
+// Six 8-GPU runs with a bound of 150 s on a budget of one GPU-hour and 32 GPUs of quota: Kueue reserves quota
+// for four, the budget check admits the three whose reservations (1,200 GPU-seconds each) fit, and the fourth
+// waits with the figures. One run ending early frees only what it did not use, so the fourth still waits; when
+// a second ends, it is admitted.
+func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	clk := newClock()
 	startOperator(t, testConfig(), clk)
-	const name = "budget-hold"
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(2, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
+	const name = "budget-reserve"
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold).Obj())
 
-	first := submit(t, h100Job(name, "first", 1))
-	t1 := admitted(t, first)
-
-	clk.SetTime(t1.Add(10 * time.Minute))
-	poke(t, name)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		tq := tenant(t, name)
-		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 600)))
-		g.Expect(tq.Status.Budget.UsedGPUHours).To(gomega.Equal("1.33"))
-		g.Expect(tq.Status.Budget.RemainingGPUHours).To(gomega.Equal("0.66"))
-		g.Expect(condition(tq, aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionFalse))
-	})
-
-	clk.SetTime(t1.Add(15 * time.Minute))
-	poke(t, name)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		tq := tenant(t, name)
-		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 900)))
-		cond := condition(tq, aifv1.ConditionBudgetExhausted)
-		g.Expect(cond.Status).To(gomega.Equal(metav1.ConditionTrue))
-		g.Expect(cond.Message).To(gomega.ContainSubstring("2.00 of 2 GPU-hours used"))
-		g.Expect(*clusterQueue(g, name).Spec.StopPolicy).To(gomega.Equal(kueue.Hold))
-	})
-
-	second := submit(t, h100Job(name, "second", 1))
-	waitsForQuota(t, second)
-	if _, err := framework.AdmittedAt(get(t, workloadOf(t, first))); err != nil {
-		t.Fatalf("running work must go on under Hold: %v", err)
+	var jobs []*batchv1.Job
+	for i := range 4 {
+		jobs = append(jobs, submit(t, bounded(h100Job(name, fmt.Sprintf("run-%d", i), 1), 150)))
 	}
-
-	// A larger budget releases the waiting work.
-	updateTenant(t, name, func(tq *aifv1.TenantQuota) { tq.Spec.Budget.GPUHours = 100 })
-	t2 := admitted(t, second)
+	t0, t1, t2 := admitted(t, jobs[0]), admitted(t, jobs[1]), admitted(t, jobs[2])
+	msg := waitsForBudget(t, jobs[3])
+	if !strings.Contains(msg, "needs 0.34 GPU-hours (8 GPUs x 2m30s run bound); 0.00 of 1.00 GPU-hours are free this day") {
+		t.Fatalf("the waiting run says %q", msg)
+	}
 	framework.Eventually(t, func(g gomega.Gomega) {
-		tq := tenant(t, name)
-		g.Expect(condition(tq, aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionFalse))
-		g.Expect(*clusterQueue(g, name).Spec.StopPolicy).To(gomega.Equal(kueue.None))
-		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(gpuSeconds(8, t1, clk.Now()) + gpuSeconds(8, t2, clk.Now())))
+		b := tenant(t, name).Status.Budget
+		g.Expect(b.UsedGPUSeconds + b.ReservedGPUSeconds).To(gomega.Equal(int64(3600)))
+		g.Expect(b.ReservedGPUHours).To(gomega.Equal(tenantquota.HoursUp(b.ReservedGPUSeconds)))
+		g.Expect(gauge(g, "aifactory_tenant_budget_reserved_gpu_seconds", name)).To(gomega.Equal(float64(b.ReservedGPUSeconds)))
 	})
 
-	// Back to 2 GPU-hours: spent again. The first job finishes; a third waits for the next period.
+	// 30 seconds in (on the operator's clock), the first run ends.
+	now := latest(t0, t1, t2).Add(30 * time.Second)
+	clk.SetTime(now)
+	complete(t, jobs[0])
+	var end0 time.Time
+	framework.Eventually(t, func(g gomega.Gomega) {
+		wl := workload(g, jobs[0])
+		g.Expect(finished(wl)).To(gomega.BeTrue())
+		end0 = finishedAt(wl)
+		b := tenant(t, name).Status.Budget
+		used := gpuSeconds(8, t0, end0) + gpuSeconds(8, t1, now) + gpuSeconds(8, t2, now)
+		g.Expect(b.UsedGPUSeconds).To(gomega.Equal(used))
+		g.Expect(b.ReservedGPUSeconds).To(gomega.Equal(8*(150-int64(now.Sub(t1)/time.Second)) + 8*(150-int64(now.Sub(t2)/time.Second))))
+	})
+	waitsForBudget(t, jobs[3])
+
+	complete(t, jobs[1])
+	admitted(t, jobs[3])
+	framework.Eventually(t, func(g gomega.Gomega) {
+		b := tenant(t, name).Status.Budget
+		g.Expect(b.UsedGPUSeconds + b.ReservedGPUSeconds).To(gomega.BeNumerically("<=", 3600))
+		g.Expect(workload(g, jobs[3]).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+	})
+}
+
+// Waiting work is released within seconds when the budget grows, and when the next period starts.
+func TestBudgetReleasesWaitingWorkWhenRaisedOrNextPeriod(t *testing.T) {
+	clk := newClock()
+	startOperator(t, testConfig(), clk)
+	const name = "budget-release"
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold).Obj())
+
+	first := submit(t, bounded(h100Job(name, "first", 1), 300))
+	admitted(t, first)
+	second := submit(t, bounded(h100Job(name, "second", 1), 300))
+	waitsForBudget(t, second)
+
 	updateTenant(t, name, func(tq *aifv1.TenantQuota) { tq.Spec.Budget.GPUHours = 2 })
-	complete(t, first)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(finished(workload(g, first))).To(gomega.BeTrue())
-		g.Expect(condition(tenant(t, name), aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionTrue))
-	})
-	third := submit(t, h100Job(name, "third", 1))
-	waitsForQuota(t, third)
+	admitted(t, second)
 
-	// 1 minute into the next month only the second job's last minute counts.
-	next := tenantquota.PeriodAt(aifv1.PeriodMonth, clk.Now()).End
+	third := submit(t, bounded(h100Job(name, "third", 2), 300)) // 4,800 GPU-seconds
+	waitsForBudget(t, third)
+
+	// A minute into the next day every run has passed its bound on the operator's clock (Kueue, on the real
+	// clock, has not stopped them): they reserve nothing, and only their minute of the new day counts.
+	next := tenantquota.PeriodAt(aifv1.PeriodDay, clk.Now()).End
 	clk.SetTime(next.Add(time.Minute))
 	poke(t, name)
 	admitted(t, third)
 	framework.Eventually(t, func(g gomega.Gomega) {
-		tq := tenant(t, name)
-		g.Expect(tq.Status.Budget.PeriodStart.Time.Equal(next)).To(gomega.BeTrue())
-		// the third job was admitted (at a real time before "next") and runs too: it counts from the boundary
-		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8*60 + 8*60)))
-		g.Expect(condition(tq, aifv1.ConditionBudgetExhausted).Status).To(gomega.Equal(metav1.ConditionFalse))
+		b := tenant(t, name).Status.Budget
+		g.Expect(b.PeriodStart.Time.Equal(next)).To(gomega.BeTrue())
+		g.Expect(b.UsedGPUSeconds).To(gomega.Equal(int64(8*60 + 8*60 + 16*60)))
+		g.Expect(b.ReservedGPUSeconds).To(gomega.BeZero())
+	})
+}
+
+// A run whose bound alone needs more than the whole budget is never admitted, says why, and holds nothing else
+// back: a run that fits is admitted beside it.
+func TestRunLargerThanTheBudgetIsNeverAdmitted(t *testing.T) {
+	startOperator(t, testConfig(), newClock())
+	const name = "budget-toolarge"
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(100, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
+	big := submit(t, h100Job(name, "big", 2)) // 16 GPUs x the default bound of 24 hours: 384 GPU-hours
+	msg := waitsForBudget(t, big)
+	for _, want := range []string{"needs 384.00 GPU-hours (16 GPUs x 24h0m0s run bound)", "its reservation alone exceeds the budget"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("the message %q lacks %q", msg, want)
+		}
+	}
+	small := submit(t, bounded(h100Job(name, "small", 1), 3600))
+	admitted(t, small)
+	waitsForBudget(t, big)
+}
+
+// A workload that Kueue does not stop (it has no max-exec-time label) is stopped by the operator at the
+// tenant's default bound, and says so.
+func TestPlainWorkloadStopsAtTheTenantsBound(t *testing.T) {
+	clk := newClock()
+	startOperator(t, testConfig(), clk)
+	const name = "budget-bound"
+	tq := builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(100, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj()
+	tq.Spec.Budget.DefaultMaxRunDuration = &metav1.Duration{Duration: 10 * time.Minute}
+	setup(t, tq)
+	job := submit(t, h100Job(name, "plain", 1))
+	at := admitted(t, job)
+	clk.SetTime(at.Add(9 * time.Minute))
+	poke(t, name)
+	framework.Consistently(t, func(g gomega.Gomega) {
+		g.Expect(ptr.Deref(workload(g, job).Spec.Active, true)).To(gomega.BeTrue(), "stopped before its bound")
+	})
+	clk.SetTime(at.Add(10 * time.Minute))
+	poke(t, name)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		wl := workload(g, job)
+		g.Expect(ptr.Deref(wl.Spec.Active, true)).To(gomega.BeFalse())
+		g.Expect(wl.Annotations).To(gomega.HaveKeyWithValue(aifv1.BoundReachedAnnotation, "600"))
 	})
 }
 
@@ -97,11 +156,14 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	clk := newClock()
 	op := startOperator(t, testConfig(), clk)
 	const name = "ledger-restart"
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1000, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(100000, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
 
-	running := submit(t, h100Job(name, "running", 2))
-	done := submit(t, h100Job(name, "done", 1))
-	gone := submit(t, h100Job(name, "gone", 1))
+	// Bounds of 40 days: the test moves the operator's clock into the next month, and a run that passed its
+	// bound there would be stopped.
+	const bound = 40 * 24 * 3600
+	running := submit(t, bounded(h100Job(name, "running", 2), bound))
+	done := submit(t, bounded(h100Job(name, "done", 1), bound))
+	gone := submit(t, bounded(h100Job(name, "gone", 1), bound))
 	tRun, tDone, tGone := admitted(t, running), admitted(t, done), admitted(t, gone)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		for _, j := range []*batchv1.Job{running, done, gone} {
@@ -153,7 +215,7 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 		want := gpuSeconds(16, tRun, clk.Now()) + gpuSeconds(8, tDone, doneEnd) + deleted
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(want))
 		g.Expect(gauge(g, "aifactory_tenant_gpu_seconds_used", name)).To(gomega.Equal(float64(want)))
-		g.Expect(gauge(g, "aifactory_tenant_budget_remaining_gpu_seconds", name)).To(gomega.Equal(float64(1000*3600 - want)))
+		g.Expect(gauge(g, "aifactory_tenant_budget_remaining_gpu_seconds", name)).To(gomega.Equal(float64(100000*3600 - want)))
 		g.Expect(gauge(g, "aifactory_tenant_admitted_gpus", name)).To(gomega.Equal(float64(16)))
 	})
 
@@ -195,6 +257,43 @@ func workloadOf(t *testing.T, job *batchv1.Job) *kueue.Workload {
 		t.Fatal(err)
 	}
 	return wl
+}
+
+// bounded gives a Job Kueue's maximum execution time, its run bound.
+func bounded(job *batchv1.Job, seconds int) *batchv1.Job {
+	job.Labels["kueue.x-k8s.io/max-exec-time-seconds"] = strconv.Itoa(seconds)
+	return job
+}
+
+// waitsForBudget checks for a while that Kueue reserved quota for the job and the budget check holds its
+// admission, and returns the check's message.
+func waitsForBudget(t *testing.T, job *batchv1.Job) string {
+	t.Helper()
+	var msg string
+	check := func(g gomega.Gomega) {
+		wl := workload(g, job)
+		g.Expect(apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved)).To(gomega.BeTrue(), "quota reserved")
+		_, err := framework.AdmittedAt(wl)
+		g.Expect(err).To(gomega.HaveOccurred())
+		st := budgetCheck(wl)
+		g.Expect(st).NotTo(gomega.BeNil())
+		g.Expect(st.State).To(gomega.Equal(kueue.CheckStatePending))
+		g.Expect(st.Message).To(gomega.ContainSubstring("GPU-hours"))
+		g.Expect(wl.Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer), "accounting is durable before the check is answered")
+		msg = st.Message
+	}
+	framework.Eventually(t, check)
+	framework.Consistently(t, check)
+	return msg
+}
+
+func budgetCheck(wl *kueue.Workload) *kueue.AdmissionCheckState {
+	for i := range wl.Status.AdmissionChecks {
+		if wl.Status.AdmissionChecks[i].Name == aifv1.BudgetCheckName {
+			return &wl.Status.AdmissionChecks[i]
+		}
+	}
+	return nil
 }
 
 func gpuSeconds(gpus int64, from, to time.Time) int64 {

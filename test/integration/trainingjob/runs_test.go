@@ -2,6 +2,7 @@ package trainingjob
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -453,4 +454,60 @@ func TestManagerRestartInEachPhase(t *testing.T) {
 	restart(aifv1.PhaseAdmitted, 2)
 	framework.Eventually(t, func(g gomega.Gomega) { g.Expect(framework.CompleteJob(ctx, c, job1)).To(gomega.Succeed()) }) // simulated
 	restart(aifv1.PhaseSucceeded, 2)
+}
+
+// The operator is killed right after it records a new attempt in the run's status, and right after it creates
+// the attempt's Job; started again, it creates no second Job, and the Job carries what is left of the run's
+// bound as Kueue's maximum execution time.
+func TestCrashAfterTheAttemptOrItsJob(t *testing.T) {
+	ctx := context.Background()
+	points := map[string]func(ns string) framework.CrashAfter{
+		"attempt recorded": func(ns string) framework.CrashAfter {
+			return func(w framework.Write) bool {
+				tj, ok := w.Object.(*aifv1.TrainingJob)
+				return ok && tj.Namespace == ns && w.Verb == "status update" && tj.Status.Usage != nil && len(tj.Status.Usage.Attempts) == 1
+			}
+		},
+		"job created": func(ns string) framework.CrashAfter {
+			return func(w framework.Write) bool {
+				job, ok := w.Object.(*batchv1.Job)
+				return ok && job.Namespace == ns && w.Verb == "create"
+			}
+		},
+	}
+	for _, point := range []string{"attempt recorded", "job created"} {
+		t.Run(point, func(t *testing.T) {
+			ns := tenant(t, "crash-"+strings.ReplaceAll(point, " ", "-"))
+			if err := op.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			crashing, err := env.StartCrashingOperator(cfg, clock.RealClock{}, points[point](ns))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tj := builders.TrainingJob(ns, "run").Shape(1, 8).MaxRunDuration(150 * time.Second).Obj()
+			create(t, tj)
+			select {
+			case <-crashing.Crashed():
+			case <-time.After(framework.Timeout):
+				t.Fatal("the crash point was never reached")
+			}
+			_ = crashing.Stop()
+			if op, err = env.StartOperator(cfg, clock.RealClock{}); err != nil {
+				t.Fatal(err)
+			}
+			job, _ := admittedJob(t, tj, 0)
+			if got := job.Labels[trainingjob.MaxExecTimeLabel]; got != "150" {
+				t.Fatalf("max-exec-time label %q, want 150", got)
+			}
+			framework.Consistently(t, func(g gomega.Gomega) {
+				g.Expect(jobsOf(g, get(g, ns, "run"))).To(gomega.HaveLen(1))
+				g.Expect(get(g, ns, "run").Status.Usage.Attempts).To(gomega.HaveLen(1))
+			})
+			framework.Eventually(t, func(g gomega.Gomega) { g.Expect(framework.CompleteJob(ctx, c, job)).To(gomega.Succeed()) }) // simulated
+			framework.Eventually(t, func(g gomega.Gomega) {
+				g.Expect(get(g, ns, "run").Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded))
+			})
+		})
+	}
 }

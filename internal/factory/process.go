@@ -80,6 +80,26 @@ func zombie(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
+// Kill ends a component at once with SIGKILL, as a crash or an out-of-memory kill would, and waits until it is
+// gone. Up starts it again.
+func (f *Factory) Kill(name string) error {
+	pid, ok := f.running(name)
+	if !ok {
+		return fmt.Errorf("%s does not run", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s (pid %d): %w", name, pid, err)
+	}
+	// A process's exit has nothing to watch but its PID.
+	if err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, ok := f.running(name)
+		return !ok, nil
+	}); err != nil {
+		return fmt.Errorf("%s (pid %d) did not exit: %w", name, pid, err)
+	}
+	return os.Remove(f.pidFile(name))
+}
+
 // stop ends a component by its recorded PID: SIGTERM, then SIGKILL after 10 seconds.
 func (f *Factory) stop(name string) error {
 	pid, ok := f.running(name)

@@ -57,7 +57,8 @@ func (f *Factory) Follow(ctx context.Context, out io.Writer, timeout time.Durati
 	return nil
 }
 
-// settled is true when every run has ended, or waits for a tenant whose budget is spent.
+// settled is true when every run has ended, or waits for its tenant's budget (spent, or too little left for the
+// run's reservation).
 func (f *Factory) settled(ctx context.Context, jobs map[string]aifv1.TrainingJob) (bool, error) {
 	if len(jobs) == 0 {
 		return false, nil
@@ -78,7 +79,7 @@ func (f *Factory) settled(ctx context.Context, jobs map[string]aifv1.TrainingJob
 		switch tj.Status.Phase {
 		case aifv1.PhaseSucceeded, aifv1.PhaseFailed:
 		case aifv1.PhaseQueued, aifv1.PhasePending:
-			if !spent[tj.Namespace] {
+			if !spent[tj.Namespace] && tj.Status.Reason != aifv1.ReasonWaitingForBudget {
 				return false, nil
 			}
 		default:
@@ -112,8 +113,8 @@ func RunTable(jobs map[string]aifv1.TrainingJob) string {
 	return b.String()
 }
 
-// Tenants prints each tenant's GPUs in use and budget. Called when no run holds GPUs any more, it first gives
-// the tenants' status up to a few seconds to book the last runs.
+// Tenants prints each tenant's GPUs in use and budget, and fails if a tenant used more than its budget. Called
+// when no run holds GPUs any more, it first gives the tenants' status up to a few seconds to book the last runs.
 func (f *Factory) Tenants(ctx context.Context, out io.Writer) error {
 	var tenants aifv1.TenantQuotaList
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -131,11 +132,15 @@ func (f *Factory) Tenants(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "TENANT\tADMITTED GPUS\tUSED GPU-HOURS\tBUDGET\tREMAINING\tBUDGET STATE")
+	_, _ = fmt.Fprintln(tw, "TENANT\tADMITTED GPUS\tUSED GPU-HOURS\tRESERVED\tBUDGET\tREMAINING\tBUDGET STATE")
+	var over []string
 	for _, tq := range tenants.Items {
-		used, budget, remaining, state := "-", "-", "-", "-"
+		used, reserved, budget, remaining, state := "-", "-", "-", "-", "-"
 		if b := tq.Status.Budget; b != nil {
-			used, budget, remaining = b.UsedGPUHours, b.BudgetGPUHours, b.RemainingGPUHours
+			used, reserved, budget, remaining = b.UsedGPUHours, orDash(b.ReservedGPUHours), b.BudgetGPUHours, b.RemainingGPUHours
+			if tq.Spec.Budget != nil && b.UsedGPUSeconds > tq.Spec.Budget.GPUHours*3600 {
+				over = append(over, fmt.Sprintf("%s used %d GPU-seconds of %d", tq.Name, b.UsedGPUSeconds, tq.Spec.Budget.GPUHours*3600))
+			}
 		}
 		if tq.Spec.Budget != nil {
 			budget += " per " + strings.ToLower(string(tq.Spec.Budget.Period))
@@ -143,9 +148,15 @@ func (f *Factory) Tenants(ctx context.Context, out io.Writer) error {
 		if c := apimeta.FindStatusCondition(tq.Status.Conditions, aifv1.ConditionBudgetExhausted); c != nil {
 			state = c.Reason
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", tq.Name, tq.Status.AdmittedGPUs, used, budget, remaining, state)
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", tq.Name, tq.Status.AdmittedGPUs, used, reserved, budget, remaining, state)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(over) > 0 {
+		return fmt.Errorf("tenants over their GPU-hour budget: %s", strings.Join(over, "; "))
+	}
+	return nil
 }
 
 func orDash(s string) string {

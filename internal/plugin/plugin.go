@@ -49,7 +49,7 @@ func Status(w io.Writer, ns string, tenant *aifv1.TenantQuota, jobs []aifv1.Trai
 		if b := tq.Status.Budget; b != nil {
 			budget := "no budget"
 			if tq.Spec.Budget != nil {
-				budget = fmt.Sprintf("%s of %s GPU-hours left", b.RemainingGPUHours, b.BudgetGPUHours)
+				budget = fmt.Sprintf("%s of %s GPU-hours left, %s reserved by admitted work", b.RemainingGPUHours, b.BudgetGPUHours, orZero(b.ReservedGPUHours))
 			}
 			p.line("Budget: %s GPU-hours used from %s to %s, %s", b.UsedGPUHours, day(b.PeriodStart.Time), day(b.PeriodEnd.Time), budget)
 		}
@@ -79,21 +79,21 @@ func Status(w io.Writer, ns string, tenant *aifv1.TenantQuota, jobs []aifv1.Trai
 func Usage(w io.Writer, tenants []aifv1.TenantQuota) {
 	p := printer{w: w}
 	sort.Slice(tenants, func(i, j int) bool { return tenants[i].Name < tenants[j].Name })
-	tw := p.table("TENANT", "PERIOD", "USED GPU-HOURS", "BUDGET", "REMAINING", "ADMITTED GPUS", "STATE")
+	tw := p.table("TENANT", "PERIOD", "USED GPU-HOURS", "RESERVED", "BUDGET", "REMAINING", "ADMITTED GPUS", "STATE")
 	for _, tq := range tenants {
-		period, used, budget, remaining := "-", "-", "-", "-"
+		period, used, reserved, budget, remaining := "-", "-", "-", "-", "-"
 		if b := tq.Status.Budget; b != nil {
 			period = day(b.PeriodStart.Time) + " to " + day(b.PeriodEnd.Time)
 			used = b.UsedGPUHours
 			if b.BudgetGPUHours != "" {
-				budget, remaining = b.BudgetGPUHours, b.RemainingGPUHours
+				reserved, budget, remaining = orZero(b.ReservedGPUHours), b.BudgetGPUHours, b.RemainingGPUHours
 			}
 		}
 		state := "-"
 		if c := apimeta.FindStatusCondition(tq.Status.Conditions, aifv1.ConditionBudgetExhausted); c != nil {
 			state = c.Reason
 		}
-		tw.row(tq.Name, period, used, budget, remaining, tq.Status.AdmittedGPUs, state)
+		tw.row(tq.Name, period, used, reserved, budget, remaining, tq.Status.AdmittedGPUs, state)
 	}
 	tw.flush()
 }
@@ -125,6 +125,8 @@ func Why(w io.Writer, tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cohort [
 		whyPending(&p, tj)
 	case st.Reason == aifv1.ReasonBudgetExhausted:
 		whyBudget(&p, tenant)
+	case st.Reason == aifv1.ReasonWaitingForBudget:
+		whyReservation(&p, tj, tenant)
 	case st.Phase == aifv1.PhaseQueued || st.Phase == aifv1.PhaseRestarting:
 		whyQueued(&p, tj, tenant, cohort)
 	default:
@@ -141,9 +143,9 @@ func whyFailed(p *printer, tj *aifv1.TrainingJob) {
 		p.line("  kubectl logs -n %s -l batch.kubernetes.io/job-name=%s --prefix", tj.Namespace, trainingjob.JobName(tj, lastAttempt(tj)))
 		p.line("Fix the cause, then delete and apply the TrainingJob again; it resumes from its checkpoint folder if it has one.")
 	case aifv1.ReasonDeadlineExceeded:
-		p.line("It was admitted for longer than spec.maxRunDuration (%s), summed over its attempts.", durationText(tj))
-		p.line("A finished run does not start again: raise spec.maxRunDuration (or make the run resume from its checkpoint),")
-		p.line("then delete the TrainingJob and apply it again.")
+		p.line("It was admitted for its whole run bound (%s), summed over its attempts: spec.maxRunDuration, or without", durationText(tj))
+		p.line("it the tenant's spec.budget.defaultMaxRunDuration. A finished run does not start again: raise")
+		p.line("spec.maxRunDuration (or make the run resume from its checkpoint), then delete the TrainingJob and apply it again.")
 	default:
 		p.line("It failed and will not be restarted.")
 	}
@@ -179,6 +181,38 @@ func whyBudget(p *printer, tenant *aifv1.TenantQuota) {
 	p.line("Tenant %s has used %s of its %s GPU-hours for %s to %s. Kueue admits none of its runs until the period ends",
 		tenant.Name, b.UsedGPUHours, b.BudgetGPUHours, day(b.PeriodStart.Time), day(b.PeriodEnd.Time))
 	p.line("(%s) or the platform team raises spec.budget.gpuHours of TenantQuota %s.", b.PeriodEnd.UTC().Format(time.RFC3339), tenant.Name)
+}
+
+// whyReservation explains a run whose quota Kueue reserved and whose admission the budget check holds.
+func whyReservation(p *printer, tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota) {
+	p.line("Kueue has reserved its GPUs, and the budget check (AdmissionCheck %s) holds its admission: a run is", aifv1.BudgetCheckName)
+	p.line("admitted only if its GPUs times its run bound fit what is left of the tenant's GPU-hours after the use so far")
+	p.line("and the reservations of admitted work, so that no run can take the budget past its end.")
+	bound := "the tenant's spec.budget.defaultMaxRunDuration"
+	if tj.Spec.MaxRunDuration != nil {
+		bound = "spec.maxRunDuration " + tj.Spec.MaxRunDuration.Duration.String()
+	}
+	p.line("Its run bound is %s; it is stopped there, and only what it uses is charged.", bound)
+	if tenant != nil && tenant.Status.Budget != nil {
+		b := tenant.Status.Budget
+		p.line("Tenant %s, %s to %s: %s of %s GPU-hours used, %s reserved by admitted work.", tenant.Name,
+			day(b.PeriodStart.Time), day(b.PeriodEnd.Time), b.UsedGPUHours, b.BudgetGPUHours, orZero(b.ReservedGPUHours))
+	}
+	p.line("")
+	p.line("What would change it:")
+	p.line("  - wait: admitted runs that end before their bound give back what they did not use;")
+	p.line("  - a shorter spec.maxRunDuration, if the run needs less (it fails when it reaches it);")
+	if tenant != nil && tenant.Status.Budget != nil {
+		p.line("  - the next period, from %s;", tenant.Status.Budget.PeriodEnd.UTC().Format(time.RFC3339))
+	}
+	p.line("  - ask the platform team for a larger spec.budget.gpuHours in TenantQuota %s.", tenantName(tenant))
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0.00"
+	}
+	return s
 }
 
 func whyQueued(p *printer, tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cohort []aifv1.TenantQuota) {

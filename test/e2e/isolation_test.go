@@ -99,7 +99,7 @@ func gated(p *corev1.Pod) bool {
 func TestPlainGPUWorkIsQueuedAndCounted(t *testing.T) {
 	const ns = "e2e-plain"
 	ctx := context.Background()
-	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 8).Budget(100, aifv1.PeriodMonth, aifv1.ExhaustedHold))
+	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 8).Budget(1000, aifv1.PeriodMonth, aifv1.ExhaustedHold))
 	framework.Eventually(t, func(g gomega.Gomega) {
 		got := &corev1.Namespace{}
 		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, got)).To(gomega.Succeed())

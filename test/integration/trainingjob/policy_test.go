@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
@@ -448,4 +449,33 @@ func TestRefusedChildMakesTheRunStalled(t *testing.T) {
 		g.Expect(got.Status.Reason).NotTo(gomega.Equal(aifv1.ReasonChildRefused))
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: quotaNS, Name: trainingjob.JobName(tj, 0)}, &batchv1.Job{})).To(gomega.Succeed())
 	})
+}
+
+// A run may not ask for a longer bound than its tenant allows: the webhook refuses it, naming the field. Within
+// the maximum, or without a maxRunDuration (the tenant's default applies), it is admitted.
+func TestMaxRunDurationBeyondTheTenantsMaximumIsRefused(t *testing.T) {
+	ctx := context.Background()
+	const ns = "tj-bound-max"
+	if err := env.CreateNamespaces(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	tq := builders.TenantQuota(ns).Namespaces(ns).GPUs(builders.GPUClassH100, 16).Budget(100, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj()
+	tq.Spec.Budget.MaxRunDuration = &metav1.Duration{Duration: time.Hour}
+	if err := c.Create(ctx, tq); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		err := c.Create(ctx, builders.TrainingJob(ns, "year").MaxRunDuration(8760*time.Hour).Obj(), client.DryRunAll)
+		g.Expect(apierrors.IsInvalid(err)).To(gomega.BeTrue(), "want Invalid, got %v", err)
+		g.Expect(err.Error()).To(gomega.ContainSubstring("spec.maxRunDuration"))
+		g.Expect(err.Error()).To(gomega.ContainSubstring("exceeds the 1h0m0s that tenant tj-bound-max allows a run"))
+	})
+	for _, tj := range []*aifv1.TrainingJob{
+		builders.TrainingJob(ns, "hour").MaxRunDuration(time.Hour).Obj(),
+		builders.TrainingJob(ns, "default").Obj(),
+	} {
+		if err := c.Create(ctx, tj, client.DryRunAll); err != nil {
+			t.Fatalf("%s: %v", tj.Name, err)
+		}
+	}
 }

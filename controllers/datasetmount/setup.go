@@ -49,7 +49,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(volumeOwner)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.verificationPodOwner)).
 		Watches(&aifv1.TrainingJob{}, handler.EnqueueRequestsFromMapFunc(datasetsOfJob)).
-		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(r.datasetsOfTenant)).
+		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(r.datasetsOfTenant), builder.WithPredicates(tenantSpecChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.datasetsIn), builder.WithPredicates(tenantLabelChanged())).
 		Complete(r)
 	if err != nil {
@@ -142,6 +142,17 @@ func (r *Reconciler) datasetsIn(ctx context.Context, o client.Object) []reconcil
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
 	}
 	return out
+}
+
+// tenantSpecChanged passes TenantQuota updates that can change what its DatasetMounts may do (its spec, or the
+// start of its deletion), not the status writes that follow the tenant's use.
+func tenantSpecChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+				(e.ObjectOld.GetDeletionTimestamp() == nil) != (e.ObjectNew.GetDeletionTimestamp() == nil)
+		},
+	}
 }
 
 func tenantLabelChanged() predicate.Predicate {

@@ -94,9 +94,9 @@ func TestBudgetIsNeverOverspent(t *testing.T) {
 		var list aifv1.TrainingJobList
 		g.Expect(f.Client.List(ctx, &list, client.InNamespace(ns))).To(gomega.Succeed())
 		for _, tj := range list.Items {
-			if tj.Status.Reason == aifv1.ReasonWaitingForBudget {
-				sawWaiting = true
-			}
+			sawWaiting = sawWaiting || tj.Status.Reason == aifv1.ReasonWaitingForBudget
+		}
+		for _, tj := range list.Items {
 			g.Expect(tj.Status.Phase).To(gomega.Equal(aifv1.PhaseSucceeded), "%s: %s", tj.Name, tj.Status.Message)
 		}
 		g.Expect(list.Items).To(gomega.HaveLen(6))

@@ -196,3 +196,32 @@ func TestWaitMessageIsStableWhileWorkRuns(t *testing.T) {
 		}
 	}
 }
+
+// While work runs the operator looks again at least every refreshEvery, so that the use in status is never
+// older; with nothing running, only real deadlines bring it back.
+func TestRequeueAfter(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	month := PeriodAt(aifv1.PeriodMonth, now)
+	idle := Judge(100, 0, 0)
+	cases := []struct {
+		name    string
+		verdict *Budget
+		res     *Reservation
+		running int64
+		reprobe time.Duration
+		want    time.Duration
+	}{
+		{"nothing runs: the end of the period", &idle, &Reservation{}, 0, 0, month.End.Sub(now)},
+		{"work runs: a minute", ptr.To(Judge(100, 0, 8)), &Reservation{}, 8, 0, time.Minute},
+		{"a bound only the operator stops comes first", ptr.To(Judge(100, 0, 8)), &Reservation{NextBound: 20 * time.Second}, 8, 0, 20 * time.Second},
+		{"the budget runs out first", ptr.To(Judge(1, 3590, 8)), &Reservation{}, 8, 0, 2 * time.Second},
+		{"the gating probe is due", nil, nil, 0, 30 * time.Second, 30 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := requeueAfter(now, month, tc.verdict, tc.res, tc.running, tc.reprobe); got != tc.want {
+				t.Fatalf("requeueAfter = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

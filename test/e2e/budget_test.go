@@ -227,3 +227,20 @@ func TestPlainJobWaitsWhileTheOperatorIsDown(t *testing.T) {
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(secs), "counted")
 	})
 }
+
+// A long run's use reaches `kubectl get tq` while it runs, with no event to bring the operator back: the
+// operator refreshes it every minute.
+func TestUseIsRefreshedWhileARunRuns(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-refresh"
+	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 8).Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold))
+	create(t, run(ns, "long", 1, 8, 150*time.Second).MaxRunDuration(200*time.Second).Obj())
+	running := waitPhase(t, ns, "long", long, aifv1.PhaseRunning)
+	since := running.Status.StartTime.Time
+	framework.EventuallyWithin(t, 90*time.Second, func(g gomega.Gomega) {
+		g.Expect(get(g, ns, "long").Status.Phase).To(gomega.Equal(aifv1.PhaseRunning))
+		tq := &aifv1.TenantQuota{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.BeNumerically(">=", 8*45), "admitted since %s", since)
+	})
+}

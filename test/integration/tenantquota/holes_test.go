@@ -112,20 +112,3 @@ func TestUnlabelledLocalQueueCounts(t *testing.T) {
 		g.Expect(b.ReservedGPUSeconds).To(gomega.Equal(int64(8 * (600 - 180))))
 	})
 }
-
-// While work runs, the use in status is refreshed without any event: at most a minute old.
-func TestUseInStatusIsRefreshedWhileWorkRuns(t *testing.T) {
-	clk := newClock()
-	startOperator(t, testConfig(), clk)
-	const name = "hole-stale"
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
-	job := submit(t, bounded(h100Job(name, "long", 1), 3000))
-	at := admitted(t, job)
-	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(tenant(t, name).Status.AdmittedGPUs).To(gomega.Equal(int32(8)))
-	})
-	clk.SetTime(at.Add(5 * time.Minute)) // no poke: only the operator's own refresh can show it
-	framework.EventuallyWithin(t, 75*time.Second, func(g gomega.Gomega) {
-		g.Expect(tenant(t, name).Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 300)))
-	})
-}

@@ -105,8 +105,11 @@ func waitMessage(needs, gpus, bound, budgetSeconds, used, reserved int64, period
 	committed := used + reserved
 	msg := fmt.Sprintf("needs %s GPU-hours (%d GPUs x %s run bound); %s of %s GPU-hours are free this %s, after %s used or reserved by admitted work",
 		HoursUp(needs), gpus, time.Duration(bound)*time.Second, Hours(max(budgetSeconds-committed, 0)), Hours(budgetSeconds), period, HoursUp(committed))
-	if needs > budgetSeconds {
+	switch {
+	case needs > budgetSeconds:
 		return msg + "; its reservation alone exceeds the budget: shorten its maxRunDuration, or ask for a larger budget"
+	case reserved == 0:
+		return msg + "; it fits only in the next period, with a larger budget or with a shorter maxRunDuration"
 	}
 	return msg + "; it is admitted when admitted work ends, the budget grows or the next period starts"
 }

@@ -79,8 +79,8 @@ func TestReserve(t *testing.T) {
 	}, {
 		name:   "running work holds what is left of its bound; use counts beside it",
 		budget: 3600, used: 8 * 30,
-		wls:      []WorkloadUsage{running("r", 8, 150, 30*time.Second), pending("p", 8, 150, 1), pending("q", 8, 150, 2), pending("s", 8, 150, 3)},
-		grant:    []types.UID{"p", "q"}, wait: []types.UID{"s"},
+		wls:   []WorkloadUsage{running("r", 8, 150, 30*time.Second), pending("p", 8, 150, 1), pending("q", 8, 150, 2), pending("s", 8, 150, 3)},
+		grant: []types.UID{"p", "q"}, wait: []types.UID{"s"},
 		reserved: 8*120 + 2*8*150,
 	}, {
 		name:   "an early end releases the unused part (were it still running, p would wait)",
@@ -88,7 +88,7 @@ func TestReserve(t *testing.T) {
 		wls: []WorkloadUsage{
 			{UID: "done", GPUs: 8, Bound: 150, AdmittedAt: ptr.To(t0), EndedAt: ptr.To(t0.Add(30 * time.Second)), Check: kueue.CheckStateReady},
 			running("r", 8, 150, 30*time.Second), pending("p", 8, 150, 1), pending("q", 8, 150, 2)},
-		grant:    []types.UID{"p"}, wait: []types.UID{"q"},
+		grant: []types.UID{"p"}, wait: []types.UID{"q"},
 		reserved: 8*120 + 8*150,
 	}, {
 		name:     "granted but not yet admitted: what is left of its bound is held",
@@ -102,6 +102,12 @@ func TestReserve(t *testing.T) {
 		wls:     []WorkloadUsage{pending("big", 512, 86400, 1)},
 		wait:    []types.UID{"big"},
 		message: "needs 12288.00 GPU-hours (512 GPUs x 24h0m0s run bound); 1.00 of 1.00 GPU-hours are free this month, after 0.00 used or reserved by admitted work; its reservation alone exceeds the budget: shorten its maxRunDuration, or ask for a larger budget",
+	}, {
+		name:   "nothing admitted and too little left: only the next period or a larger budget helps",
+		budget: 3600, used: 3000,
+		wls:     []WorkloadUsage{pending("late", 8, 150, 1)},
+		wait:    []types.UID{"late"},
+		message: "needs 0.34 GPU-hours (8 GPUs x 2m30s run bound); 0.16 of 1.00 GPU-hours are free this month, after 0.84 used or reserved by admitted work; it fits only in the next period, with a larger budget or with a shorter maxRunDuration",
 	}, {
 		name:   "a run that used its whole bound in earlier admissions is not granted again",
 		budget: 3600,

@@ -36,6 +36,7 @@ var cases = []struct {
 	{"trainingjob-restarting.yaml", "Progressing", "restart 1 of 2", status.InProgressStatus},
 	{"trainingjob-preempted.yaml", "Progressing", "Preempted", status.InProgressStatus},
 	{"trainingjob-held-by-budget.yaml", "Progressing", "GPU-hours used", status.InProgressStatus},
+	{"trainingjob-waiting-for-budget.yaml", "Progressing", "the budget check holds admission", status.InProgressStatus},
 	{"trainingjob-suspended.yaml", "Suspended", "spec.suspend", status.CurrentStatus},
 	{"trainingjob-succeeded.yaml", "Healthy", "Completed", status.CurrentStatus},
 	{"trainingjob-failed-restarts.yaml", "Degraded", "RestartsExhausted", status.FailedStatus},

@@ -86,9 +86,6 @@ func (r *Reconciler) ensureBudgetCheck(ctx context.Context, ac *kueue.AdmissionC
 // the figures for those that wait (only when the message changed). The workloads' accounting is already durable
 // (prepareWorkloads ran first), so a granted workload's seconds reach the ledger whatever happens next.
 func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *Reservation, now time.Time) error {
-	if res == nil {
-		return nil
-	}
 	granted := map[types.UID]bool{}
 	for _, uid := range res.Grant {
 		granted[uid] = true
@@ -147,9 +144,6 @@ func (r *Reconciler) setCheck(ctx context.Context, wl *kueue.Workload, state kue
 // (no max-exec-time label, or one beyond the tenant's maximum): their reservation is spent, and the budget is
 // only hard if every run ends at its bound.
 func (r *Reconciler) stopAtBound(ctx context.Context, wls []kueue.Workload, res *Reservation, bounds map[types.UID]int64) error {
-	if res == nil {
-		return nil
-	}
 	stop := map[types.UID]bool{}
 	for _, uid := range res.Stop {
 		stop[uid] = true

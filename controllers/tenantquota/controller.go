@@ -110,24 +110,10 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
 		return ctrl.Result{}, err
 	}
-	if tq.DeletionTimestamp == nil {
-		if err := r.setChecks(ctx, obs.Workloads, res, now); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.stopAtBound(ctx, obs.Workloads, res, boundsOf(usage)); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := r.answerBudget(ctx, tq, obs, res, usage, now); err != nil {
+		return ctrl.Result{}, err
 	}
-	var reprobe time.Duration
-	if tq.DeletionTimestamp == nil {
-		owned := map[string]map[string]string{}
-		for _, ns := range obs.Namespaces(tq) {
-			if l, ok := obs.NamespaceLabels[ns]; ok {
-				owned[ns] = l
-			}
-		}
-		obs.Ungated, obs.Probed, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
-	}
+	reprobe := r.probe(ctx, tq, obs, now)
 	old := tq.Status.DeepCopy()
 	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict, res)); err != nil {
 		return ctrl.Result{}, err
@@ -148,6 +134,35 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.finalize(ctx, tq, obs)
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(now, period, verdict, res, acc.RunningGPUs, reprobe)}, nil
+}
+
+// answerBudget writes the budget checks that Reserve decided and stops the runs that reached a bound only the
+// operator enforces. A tenant on its way out answers nothing: its queue is held.
+func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *Reservation, usage []WorkloadUsage, now time.Time) error {
+	if tq.DeletionTimestamp != nil || res == nil {
+		return nil
+	}
+	if err := r.setChecks(ctx, obs.Workloads, res, now); err != nil {
+		return err
+	}
+	return r.stopAtBound(ctx, obs.Workloads, res, boundsOf(usage))
+}
+
+// probe runs the gating probe on the tenant's namespaces, filling obs.Ungated and obs.Probed, and returns when
+// it is due again.
+func (r *Reconciler) probe(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, now time.Time) time.Duration {
+	if tq.DeletionTimestamp != nil {
+		return 0
+	}
+	owned := map[string]map[string]string{}
+	for _, ns := range obs.Namespaces(tq) {
+		if l, ok := obs.NamespaceLabels[ns]; ok {
+			owned[ns] = l
+		}
+	}
+	var reprobe time.Duration
+	obs.Ungated, obs.Probed, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
+	return reprobe
 }
 
 // requeueAfter is when the pass must run again without an event: at the end of the period, when running GPUs

@@ -250,15 +250,6 @@ func gauge(g gomega.Gomega, name, tenant string) float64 {
 	return -1
 }
 
-func workloadOf(t *testing.T, job *batchv1.Job) *kueue.Workload {
-	t.Helper()
-	wl, err := framework.WorkloadOf(context.Background(), c, job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wl
-}
-
 // bounded gives a Job Kueue's maximum execution time, its run bound.
 func bounded(job *batchv1.Job, seconds int) *batchv1.Job {
 	job.Labels["kueue.x-k8s.io/max-exec-time-seconds"] = strconv.Itoa(seconds)

@@ -255,9 +255,9 @@ type Budget struct {
 
 	// defaultMaxRunDuration is the run bound of the tenant's runs that set none: TrainingJobs without
 	// spec.maxRunDuration and Kueue workloads without the kueue.x-k8s.io/max-exec-time-seconds label. A run is
-	// stopped when its admitted time reaches its bound, and its reservation is its GPUs times its bound.
+	// stopped when its admitted time reaches its bound, and its reservation is its GPUs times its bound. Unset:
+	// 24h, or maxRunDuration where that is shorter.
 	// +optional
-	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('8760h')",message="must be between 1s and 8760h"
 	DefaultMaxRunDuration *metav1.Duration `json:"defaultMaxRunDuration,omitempty"`
 

@@ -486,7 +486,8 @@ func TestCrashAfterTheAttemptOrItsJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			tj := builders.TrainingJob(ns, "run").Shape(1, 8).MaxRunDuration(150 * time.Second).Obj()
-			create(t, tj)
+			// The new manager's webhook server answers a moment after its start.
+			framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, tj.DeepCopy())).To(gomega.Succeed()) })
 			select {
 			case <-crashing.Crashed():
 			case <-time.After(framework.Timeout):

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,7 +161,7 @@ func (r *Reconciler) stopAtBound(ctx context.Context, wls []kueue.Workload, res 
 			return fmt.Errorf("stopping workload %s/%s at its run bound: %w", wl.Namespace, wl.Name, err)
 		}
 		if r.Recorder != nil {
-			r.Recorder.Eventf(wl, nil, "Warning", "RunBoundReached", "Deactivate", "the workload was admitted for its run bound of %s; the operator stopped it",
+			r.Recorder.Eventf(wl, nil, corev1.EventTypeWarning, "RunBoundReached", "Deactivate", "the workload was admitted for its run bound of %s; the operator stopped it",
 				time.Duration(bounds[wl.UID])*time.Second)
 		}
 	}

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -23,15 +25,74 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
+// samples is what a sampler saw of a tenant's workloads.
+type samples struct {
+	n, maxAdmitted int
+	maxUse         int64
+	unaccounted    []string
+	err            error
+}
+
+// check fails the test unless the samples are enough and stayed within at most admitted runs and budget
+// GPU-seconds, with every admitted workload's accounting in place.
+func (s samples) check(t *testing.T, admitted int, budget int64) {
+	t.Helper()
+	t.Logf("%d samples: at most %d runs admitted at once, at most %d GPU-seconds used", s.n, s.maxAdmitted, s.maxUse)
+	switch {
+	case s.err != nil:
+		t.Fatal(s.err)
+	case s.n < 100 || s.maxAdmitted == 0:
+		t.Fatalf("too few samples, or nothing admitted: %+v", s)
+	case s.maxAdmitted > admitted || s.maxUse > budget:
+		t.Fatalf("%d runs admitted at once and %d GPU-seconds used; want at most %d runs and %d GPU-seconds", s.maxAdmitted, s.maxUse, admitted, budget)
+	case len(s.unaccounted) > 0:
+		t.Fatalf("admitted without the accounting finalizer: %v", s.unaccounted)
+	}
+}
+
+// sample reads the namespace's workloads every 100 ms until the returned function is called, which returns
+// what it saw.
+func sample(ctx context.Context, ns string) func() samples {
+	var mu sync.Mutex
+	var seen samples
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				secs, admitted, unaccounted, err := use(ctx, ns, now)
+				mu.Lock()
+				seen.n++
+				seen.maxUse, seen.maxAdmitted = max(seen.maxUse, secs), max(seen.maxAdmitted, admitted)
+				seen.unaccounted = append(seen.unaccounted, unaccounted...)
+				if err != nil && seen.err == nil {
+					seen.err = err
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() samples {
+		close(stop)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
 // use is the tenant's GPU-seconds in its workloads at now, by Kueue's own conditions, and how many of them are
 // admitted and not finished.
-func use(ctx context.Context, ns string, now time.Time) (int64, int, error) {
+func use(ctx context.Context, ns string, now time.Time) (secs int64, admitted int, unaccounted []string, err error) {
 	var wls kueue.WorkloadList
 	if err := f.Client.List(ctx, &wls, client.InNamespace(ns)); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
-	var secs int64
-	admitted := 0
 	isGPU := func(r corev1.ResourceName) bool { return r == "nvidia.com/gpu" || r == builders.MIGResource }
 	for i := range wls.Items {
 		wl := &wls.Items[i]
@@ -39,9 +100,12 @@ func use(ctx context.Context, ns string, now time.Time) (int64, int, error) {
 		secs += u.GPUSecondsAt(now)
 		if u.AdmittedAt != nil && u.EndedAt == nil {
 			admitted++
+			if !controllerutil.ContainsFinalizer(wl, tenantquota.AccountingFinalizer) {
+				unaccounted = append(unaccounted, wl.Name)
+			}
 		}
 	}
-	return secs, admitted, nil
+	return secs, admitted, unaccounted, nil
 }
 
 // restricted makes a plain Job's pod pass Pod Security "restricted" and tolerate the GPU nodes' taint, as
@@ -60,32 +124,7 @@ func TestBudgetIsNeverOverspent(t *testing.T) {
 	const ns = "e2e-reserve"
 	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold))
 
-	var mu sync.Mutex
-	var maxUse int64
-	maxAdmitted, samples := 0, 0
-	var sampleErr error
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tick.C:
-				secs, admitted, err := use(ctx, ns, now)
-				mu.Lock()
-				samples++
-				maxUse, maxAdmitted = max(maxUse, secs), max(maxAdmitted, admitted)
-				if err != nil && sampleErr == nil {
-					sampleErr = err
-				}
-				mu.Unlock()
-			}
-		}
-	}()
+	stop := sample(ctx, ns)
 	for i := range 6 {
 		create(t, run(ns, fmt.Sprintf("run-%d", i), 1, 8, 30*time.Second).MaxRunDuration(150*time.Second).Obj())
 	}
@@ -101,24 +140,14 @@ func TestBudgetIsNeverOverspent(t *testing.T) {
 		}
 		g.Expect(list.Items).To(gomega.HaveLen(6))
 	})
-	close(stop)
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	t.Logf("%d samples: at most %d runs admitted at once, at most %d GPU-seconds used", samples, maxAdmitted, maxUse)
-	if sampleErr != nil {
-		t.Fatal(sampleErr)
-	}
-	if maxAdmitted > 3 || maxAdmitted == 0 || maxUse > 3600 || samples < 100 {
-		t.Fatalf("%d samples: %d runs admitted at once, %d GPU-seconds used; want at most 3 runs and 3,600 GPU-seconds", samples, maxAdmitted, maxUse)
-	}
+	stop().check(t, 3, 3600)
 	if !sawWaiting {
 		t.Fatal("no run was seen waiting for its budget")
 	}
 	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := &aifv1.TenantQuota{}
 		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
-		secs, _, err := use(ctx, ns, time.Now())
+		secs, _, _, err := use(ctx, ns, time.Now())
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(secs), "the ledger equals Kueue's timeline")
 		g.Expect(tq.Status.Budget.ReservedGPUSeconds).To(gomega.BeZero())
@@ -219,7 +248,7 @@ func TestPlainJobWaitsWhileTheOperatorIsDown(t *testing.T) {
 		got := &kueue.Workload{}
 		g.Expect(f.Client.Get(ctx, client.ObjectKeyFromObject(wl), got)).To(gomega.Succeed())
 		g.Expect(apimeta.IsStatusConditionTrue(got.Status.Conditions, kueue.WorkloadFinished)).To(gomega.BeTrue(), "admitted and run once the operator is back")
-		secs, _, err := use(ctx, ns, time.Now())
+		secs, _, _, err := use(ctx, ns, time.Now())
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 		g.Expect(secs).To(gomega.BeNumerically(">", 0))
 		tq := &aifv1.TenantQuota{}
@@ -242,5 +271,62 @@ func TestUseIsRefreshedWhileARunRuns(t *testing.T) {
 		tq := &aifv1.TenantQuota{}
 		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.BeNumerically(">=", 8*45), "admitted since %s", since)
+	})
+}
+
+// The operator's process is killed at three moments of a tenant's budgeted runs (right after they are
+// submitted, while one is admitted, after one has ended) and started again each time: at most three of the
+// 1,200 GPU-second reservations are ever admitted together on one GPU-hour, no admitted workload lacks its
+// accounting, every run has one Job, and the ledger equals Kueue's timeline.
+func TestBudgetSurvivesOperatorKills(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-kills"
+	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold))
+	framework.EventuallyWithin(t, long, func(g gomega.Gomega) {
+		cq := &kueue.ClusterQueue{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(ns)}, cq)).To(gomega.Succeed())
+		g.Expect(cq.Spec.AdmissionChecksStrategy).NotTo(gomega.BeNil())
+	})
+	stop := sample(ctx, ns)
+	killAndRestart := func(when string) {
+		t.Helper()
+		if err := f.Kill("operator"); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if err := f.Up(ctx); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+	}
+	names := []string{"k-0", "k-1", "k-2", "k-3", "k-4"}
+	for _, name := range names {
+		create(t, run(ns, name, 1, 8, 20*time.Second).MaxRunDuration(150*time.Second).Obj())
+	}
+	killAndRestart("after submission")
+	phases := func(g gomega.Gomega, want aifv1.TrainingJobPhase) int {
+		n := 0
+		for _, name := range names {
+			if get(g, ns, name).Status.Phase == want {
+				n++
+			}
+		}
+		return n
+	}
+	framework.EventuallyWithin(t, long, func(g gomega.Gomega) { g.Expect(phases(g, aifv1.PhaseRunning)).To(gomega.BeNumerically(">", 0)) })
+	killAndRestart("while runs are admitted")
+	framework.EventuallyWithin(t, long, func(g gomega.Gomega) { g.Expect(phases(g, aifv1.PhaseSucceeded)).To(gomega.BeNumerically(">", 0)) })
+	killAndRestart("after a run ended")
+	framework.EventuallyWithin(t, 4*time.Minute, func(g gomega.Gomega) { g.Expect(phases(g, aifv1.PhaseSucceeded)).To(gomega.Equal(len(names))) })
+	stop().check(t, 3, 3600)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		for _, name := range names {
+			var jobs batchv1.JobList
+			g.Expect(f.Client.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{aifv1.TrainingJobLabel: name})).To(gomega.Succeed())
+			g.Expect(jobs.Items).To(gomega.HaveLen(1), "one Job for %s", name)
+		}
+		tq := &aifv1.TenantQuota{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		secs, _, _, err := use(ctx, ns, time.Now())
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(secs), "the ledger equals Kueue's timeline")
 	})
 }

@@ -436,10 +436,6 @@ type BudgetStatus struct {
 	// reservedGPUHours is reservedGPUSeconds in GPU-hours, with two decimals, rounded up.
 	// +optional
 	ReservedGPUHours string `json:"reservedGPUHours,omitempty"`
-	// refreshedAt is when the figures above were computed. While work runs they are refreshed at least every
-	// minute.
-	// +optional
-	RefreshedAt *metav1.Time `json:"refreshedAt,omitempty"`
 }
 
 // TenantQuota declares a tenant of the AI factory: its namespaces, GPU quota, GPU-hour budget and storage.

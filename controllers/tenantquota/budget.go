@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultRunBound is the run bound of a budgeted tenant's runs that set none when the TenantQuota has no
-// budget.defaultMaxRunDuration (the API server defaults it; this covers objects written before the field).
+// budget.defaultMaxRunDuration.
 const DefaultRunBound = 24 * time.Hour
 
 // RunBound is the bound, in seconds, of a run of a tenant with budget b that asks for maxExec seconds (nil: none
@@ -69,8 +69,9 @@ func Reserve(budgetSeconds, used int64, period string, now time.Time, wls []Work
 			} else if d := time.Duration(left) * time.Second; res.NextBound == 0 || d < res.NextBound {
 				res.NextBound = d
 			}
-		case w.QuotaReserved && !w.Deleting && w.Check == kueue.CheckStateReady:
-			// Granted, not yet admitted: it holds its whole remaining bound.
+		case !w.Finished && !w.Deleting && w.Check == kueue.CheckStateReady:
+			// Granted, not yet admitted: it holds its whole remaining bound. Kueue may take its quota back without
+			// resetting the check (a held or stopped queue) and admit it later at once, so it holds it also then.
 			res.ReservedGPUSeconds += w.GPUs * max(w.Bound-w.PastSeconds, 0)
 		case w.QuotaReserved && !w.Deleting && w.Check == kueue.CheckStatePending:
 			candidates = append(candidates, w)

@@ -86,10 +86,16 @@ func TestReserve(t *testing.T) {
 		name:   "an early end releases the unused part (were it still running, p would wait)",
 		budget: 3000, used: 8*30 + 8*30,
 		wls: []WorkloadUsage{
-			{UID: "done", GPUs: 8, Bound: 150, AdmittedAt: ptr.To(t0), EndedAt: ptr.To(t0.Add(30 * time.Second)), Check: kueue.CheckStateReady},
+			{UID: "done", GPUs: 8, Bound: 150, AdmittedAt: ptr.To(t0), EndedAt: ptr.To(t0.Add(30 * time.Second)), Check: kueue.CheckStateReady, Finished: true},
 			running("r", 8, 150, 30*time.Second), pending("p", 8, 150, 1), pending("q", 8, 150, 2)},
 		grant: []types.UID{"p"}, wait: []types.UID{"q"},
 		reserved: 8*120 + 8*150,
+	}, {
+		name:     "granted, and its quota taken back by a held queue without a reset: it still holds its bound",
+		budget:   4800,
+		wls:      []WorkloadUsage{{UID: "held", GPUs: 8, Bound: 300, Check: kueue.CheckStateReady}, pending("p", 8, 300, 1)},
+		grant:    []types.UID{"p"},
+		reserved: 2 * 8 * 300,
 	}, {
 		name:     "granted but not yet admitted: what is left of its bound is held",
 		budget:   4000,
@@ -126,7 +132,7 @@ func TestReserve(t *testing.T) {
 		budget: 3600,
 		wls: []WorkloadUsage{
 			{UID: "deleting", GPUs: 8, Bound: 150, QuotaReserved: true, Check: kueue.CheckStatePending, Deleting: true},
-			{UID: "finished", GPUs: 8, Bound: 150, Check: kueue.CheckStateReady, AdmittedAt: ptr.To(t0), EndedAt: ptr.To(now)}},
+			{UID: "finished", GPUs: 8, Bound: 150, Check: kueue.CheckStateReady, AdmittedAt: ptr.To(t0), EndedAt: ptr.To(now), Finished: true}},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,6 +233,40 @@ func TestRequeueAfter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := requeueAfter(now, month, tc.verdict, tc.res, tc.running, tc.reprobe); got != tc.want {
 				t.Fatalf("requeueAfter = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// Kueue clears accumulatedPastExecutionTimeSeconds when it stops a workload at its maximum execution time,
+// keeping only the last admission: the figure recorded before that admission was granted is added back.
+func TestPastSecondsSurviveKueuesMaximumExecutionTime(t *testing.T) {
+	wl := func(past int32, annotation, condition, reason string) *kueue.Workload {
+		w := &kueue.Workload{}
+		w.Status.AccumulatedPastExecutionTimeSeconds = ptr.To(past)
+		if annotation != "" {
+			w.Annotations = map[string]string{PastSecondsAnnotation: annotation}
+		}
+		if condition != "" {
+			w.Status.Conditions = []metav1.Condition{{Type: condition, Status: metav1.ConditionTrue, Reason: reason}}
+		}
+		return w
+	}
+	cases := []struct {
+		name string
+		wl   *kueue.Workload
+		want int64
+	}{
+		{"no record: Kueue's figure", wl(120, "", "", ""), 120},
+		{"a record, Kueue's figure intact", wl(720, "600", kueue.WorkloadEvicted, "Preempted"), 720},
+		{"stopped at its maximum execution time, evicted", wl(120, "600", kueue.WorkloadEvicted, "DeactivatedDueToMaximumExecutionTimeExceeded"), 720},
+		{"stopped at its maximum execution time, still admitted", wl(0, "600", kueue.WorkloadDeactivationTarget, kueue.WorkloadMaximumExecutionTimeExceeded), 600},
+		{"a record that is not a number", wl(120, "x", kueue.WorkloadEvicted, "DeactivatedDueToMaximumExecutionTimeExceeded"), 120},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PastSeconds(tc.wl); got != tc.want {
+				t.Fatalf("PastSeconds = %d, want %d", got, tc.want)
 			}
 		})
 	}

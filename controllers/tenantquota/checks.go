@@ -48,6 +48,13 @@ func (g *grants) pending(wl *kueue.Workload) bool {
 	return ok
 }
 
+// forget drops what is remembered of a workload whose check the cache no longer shows waiting.
+func (g *grants) forget(uid types.UID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.before, uid)
+}
+
 // BudgetCheck is the AdmissionCheck that the ClusterQueues of budgeted tenants name.
 func BudgetCheck() *kueue.AdmissionCheck {
 	return &kueue.AdmissionCheck{
@@ -86,15 +93,19 @@ func (r *Reconciler) ensureBudgetCheck(ctx context.Context, ac *kueue.AdmissionC
 // setChecks writes the budget check of the workloads that Reserve judged: Ready for those granted, Pending with
 // the figures for those that wait (only when the message changed). The workloads' accounting is already durable
 // (prepareWorkloads ran first), so a granted workload's seconds reach the ledger whatever happens next.
-func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *Reservation, now time.Time) error {
+func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *Reservation, now time.Time, prepared map[types.UID]bool) error {
 	granted := map[types.UID]bool{}
 	for _, uid := range res.Grant {
-		granted[uid] = true
+		// A workload this pass has just prepared is granted by the next pass, on the cache that shows the
+		// preparation: a grant is remembered against the version it was written on (see grants).
+		granted[uid] = !prepared[uid]
 	}
 	for i := range wls {
 		wl := &wls[i]
 		state, msg := kueue.CheckStateReady, "the run's GPU-hours are reserved in its tenant's budget"
-		if !granted[wl.UID] {
+		if grant, judged := granted[wl.UID]; judged && !grant {
+			continue
+		} else if !judged {
 			var waits bool
 			if msg, waits = res.Wait[wl.UID]; !waits {
 				continue

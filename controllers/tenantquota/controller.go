@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,9 @@ const (
 	BaselineAnnotation = "aifactory.eu/gpu-seconds-before-period"
 	// AccountingFinalizer keeps an admitted workload until its GPU-seconds are in the tenant's ledger.
 	AccountingFinalizer = "aifactory.eu/gpu-accounting"
+	// PastSecondsAnnotation records on a Kueue workload its admitted seconds before the admission that the
+	// budget check last granted (see PastSeconds).
+	PastSecondsAnnotation = "aifactory.eu/admitted-seconds-before"
 )
 
 // Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota,
@@ -76,7 +80,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcile runs one pass. Its writes come in the order that keeps the budget hard across a crash: the
 // workloads' accounting (finalizer, period baseline) before any budget check turns Ready, the ledger before the
 // finalizers of the workloads it books are released, and the ledger before a departed namespace's LocalQueue
-// goes.
+// goes. The budget checks are answered after the status write, which fails on a TenantQuota older than the
+// server's: no grant is made from a ledger that misses a booking.
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tq := &aifv1.TenantQuota{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tq); err != nil {
@@ -107,15 +112,16 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.ensureQueues(ctx, tq, obs, StopPolicy(tq, verdict != nil && verdict.Exhausted)); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.answerBudget(ctx, tq, obs, res, usage, now); err != nil {
+	prepared, err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	reprobe := r.probe(ctx, tq, obs, now)
 	old := tq.Status.DeepCopy()
 	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict, res)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.answerBudget(ctx, tq, obs, res, usage, now, prepared); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.release(ctx, obs.Workloads, acc.Release, tq.DeletionTimestamp != nil); err != nil {
@@ -138,11 +144,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // answerBudget writes the budget checks that Reserve decided and stops the runs that reached a bound only the
 // operator enforces. A tenant on its way out answers nothing: its queue is held.
-func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *Reservation, usage []WorkloadUsage, now time.Time) error {
+func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *Reservation, usage []WorkloadUsage, now time.Time, prepared map[types.UID]bool) error {
 	if tq.DeletionTimestamp != nil || res == nil {
 		return nil
 	}
-	if err := r.setChecks(ctx, obs.Workloads, res, now); err != nil {
+	if err := r.setChecks(ctx, obs.Workloads, res, now, prepared); err != nil {
 		return err
 	}
 	return r.stopAtBound(ctx, obs.Workloads, res, boundsOf(usage))
@@ -215,7 +221,7 @@ func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
 
 // observe reads the tenant's world from the cache.
 func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
-	obs := &Observed{Existing: map[string]bool{}, NamespaceLabels: map[string]map[string]string{}, LocalQueues: map[string]*kueue.LocalQueue{}}
+	obs := &Observed{Existing: map[string]bool{}, Present: map[string]bool{}, NamespaceLabels: map[string]map[string]string{}, LocalQueues: map[string]*kueue.LocalQueue{}}
 	var err error
 	if obs.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
 		return nil, err
@@ -232,6 +238,7 @@ func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Obser
 		if client.IgnoreNotFound(err) != nil {
 			return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
 		}
+		obs.Present[ns] = err == nil
 		obs.Existing[ns] = err == nil && meta.DeletionTimestamp == nil
 		if obs.Existing[ns] {
 			obs.NamespaceLabels[ns] = meta.Labels
@@ -263,12 +270,13 @@ func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Obser
 	return obs, r.workloads(ctx, tq, obs)
 }
 
-// workloads reads the tenant's workloads: every workload in its namespaces, whatever queue it names, and in
-// namespaces that left the spec, those of the tenant's LocalQueue there.
+// workloads reads the tenant's workloads: every workload in its namespaces (also while they are being
+// deleted), whatever queue it names, and in namespaces that left the spec, those of the tenant's LocalQueue
+// there.
 func (r *Reconciler) workloads(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
 	for _, ns := range obs.Namespaces(tq) {
-		if !obs.Existing[ns] {
-			continue
+		if !obs.Present[ns] {
+			continue // a namespace being deleted still counts: its workloads are booked as they go
 		}
 		var wls kueue.WorkloadList
 		if err := r.Client.List(ctx, &wls, client.InNamespace(ns)); err != nil {
@@ -300,8 +308,11 @@ func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []WorkloadUsage
 		wl := &obs.Workloads[i]
 		u := UsageOf(wl, isGPU)
 		u.Bound, u.BoundEnforced = RunBound(tq.Spec.Budget, wl.Spec.MaximumExecutionTimeSeconds)
-		if u.Check == kueue.CheckStatePending && r.grants.pending(wl) {
+		switch {
+		case u.Check == kueue.CheckStatePending && r.grants.pending(wl):
 			u.Check = kueue.CheckStateReady // granted by this process; the cache has yet to show it
+		case u.Check != kueue.CheckStatePending || wl.DeletionTimestamp != nil:
+			r.grants.forget(wl.UID)
 		}
 		if departing[wl.Namespace] {
 			u.Deleting = true
@@ -413,28 +424,51 @@ func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()
 // on workloads that hold quota or have held GPUs, so that their seconds reach the ledger even if they are
 // deleted while the operator is down. A workload gets it while Kueue has reserved its quota, before the budget
 // check lets Kueue admit it.
-func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline, accounting bool) error {
+func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline, accounting bool) (map[types.UID]bool, error) {
+	prepared := map[types.UID]bool{}
 	for i := range wls {
 		wl := &wls[i]
 		b, record := baselines[wl.UID]
 		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) ||
 			apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
 		addFinalizer := accounting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
-		if !record && !addFinalizer {
+		past, recordPast := pastToRecord(wl)
+		if !record && !addFinalizer && !recordPast {
 			continue
 		}
 		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if record {
 			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, BaselineAnnotation, b.String())
 		}
+		if recordPast {
+			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, PastSecondsAnnotation, past)
+		}
 		if addFinalizer {
 			controllerutil.AddFinalizer(wl, AccountingFinalizer)
 		}
 		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("preparing workload %s/%s for accounting: %w", wl.Namespace, wl.Name, err)
+			return nil, fmt.Errorf("preparing workload %s/%s for accounting: %w", wl.Namespace, wl.Name, err)
 		}
+		prepared[wl.UID] = true
 	}
-	return nil
+	return prepared, nil
+}
+
+// pastToRecord is the admitted seconds to record on a workload whose budget check waits for an answer, before
+// it is granted: what Kueue's maximum execution time would wipe (see PastSeconds).
+func pastToRecord(wl *kueue.Workload) (string, bool) {
+	waiting := false
+	for _, c := range wl.Status.AdmissionChecks {
+		waiting = waiting || (c.Name == aifv1.BudgetCheckName && c.State == kueue.CheckStatePending)
+	}
+	if !waiting || wl.DeletionTimestamp != nil {
+		return "", false
+	}
+	past := strconv.FormatInt(PastSeconds(wl), 10)
+	if past == "0" && wl.Annotations[PastSecondsAnnotation] == "" {
+		return "", false
+	}
+	return past, wl.Annotations[PastSecondsAnnotation] != past
 }
 
 // release removes the accounting finalizer from the listed workloads (all of them when the tenant goes away),

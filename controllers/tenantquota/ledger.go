@@ -33,6 +33,8 @@ type WorkloadUsage struct {
 	Key string
 	// QuotaReserved is true while Kueue holds quota for the workload and it has not finished.
 	QuotaReserved bool
+	// Finished is true once Kueue finished the workload.
+	Finished bool
 	// Check is the state of the budget AdmissionCheck on the workload; empty without one.
 	Check kueue.CheckState
 	// Bound is the workload's run bound in seconds (see RunBound), and BoundEnforced whether Kueue's maximum

@@ -3,6 +3,7 @@ package tenantquota
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +21,10 @@ import (
 
 // Observed is what one pass read of a tenant's world.
 type Observed struct {
-	// Existing is the set of the tenant's namespaces that exist.
+	// Existing is the set of the tenant's namespaces that exist and are not being deleted.
 	Existing map[string]bool
+	// Present is the set of the tenant's namespaces that exist, being deleted or not: their workloads count.
+	Present map[string]bool
 	// NamespaceLabels are the labels of the tenant's existing namespaces.
 	NamespaceLabels map[string]map[string]string
 	// Probed is true once every existing namespace of the tenant carried its labels and was probed for Kueue's
@@ -415,11 +418,31 @@ func podGPUs(s *corev1.PodSpec, isGPU func(corev1.ResourceName) bool) int64 {
 	return max(containers+sidecars, init)
 }
 
+// PastSeconds is the admitted time of the workload's earlier admissions. Kueue keeps it in
+// accumulatedPastExecutionTimeSeconds, but clears that field when it stops a workload at its maximum execution
+// time, keeping only the last admission: then the figure recorded when the last admission was granted
+// (PastSecondsAnnotation) is added back.
+func PastSeconds(wl *kueue.Workload) int64 {
+	past := int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0))
+	before, err := strconv.ParseInt(wl.Annotations[PastSecondsAnnotation], 10, 64)
+	if err != nil || before <= 0 {
+		return past
+	}
+	stoppedAtMax := func(t string) bool {
+		c := apimeta.FindStatusCondition(wl.Status.Conditions, t)
+		return c != nil && c.Status == metav1.ConditionTrue && strings.HasSuffix(c.Reason, kueue.WorkloadMaximumExecutionTimeExceeded)
+	}
+	if stoppedAtMax(kueue.WorkloadDeactivationTarget) || stoppedAtMax(kueue.WorkloadEvicted) {
+		return before + past
+	}
+	return past
+}
+
 func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadUsage {
 	u := WorkloadUsage{
 		UID:         wl.UID,
 		Created:     wl.CreationTimestamp.UTC(),
-		PastSeconds: int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0)),
+		PastSeconds: PastSeconds(wl),
 		Deleting:    wl.DeletionTimestamp != nil,
 	}
 	u.GPUs = admissionGPUs(wl, isGPU)
@@ -444,8 +467,8 @@ func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadU
 		}
 	}
 	u.Key = wl.Namespace + "/" + wl.Name
-	u.QuotaReserved = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) &&
-		!apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished)
+	u.Finished = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished)
+	u.QuotaReserved = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) && !u.Finished
 	for _, c := range wl.Status.AdmissionChecks {
 		if c.Name == aifv1.BudgetCheckName {
 			u.Check = c.State

@@ -28,23 +28,26 @@ import (
 // samples is what a sampler saw of a tenant's workloads.
 type samples struct {
 	n, maxAdmitted int
-	maxUse         int64
-	unaccounted    []string
-	err            error
+	// maxUse is the most GPU-seconds used, from Kueue's conditions; maxCommitted the most used plus reserved,
+	// as the tenant's status showed them.
+	maxUse, maxCommitted int64
+	unaccounted          []string
+	err                  error
 }
 
 // check fails the test unless the samples are enough and stayed within at most admitted runs and budget
 // GPU-seconds, with every admitted workload's accounting in place.
 func (s samples) check(t *testing.T, admitted int, budget int64) {
 	t.Helper()
-	t.Logf("%d samples: at most %d runs admitted at once, at most %d GPU-seconds used", s.n, s.maxAdmitted, s.maxUse)
+	t.Logf("%d samples: at most %d runs admitted at once, at most %d GPU-seconds used, at most %d used or reserved", s.n, s.maxAdmitted, s.maxUse, s.maxCommitted)
 	switch {
 	case s.err != nil:
 		t.Fatal(s.err)
 	case s.n < 100 || s.maxAdmitted == 0:
 		t.Fatalf("too few samples, or nothing admitted: %+v", s)
-	case s.maxAdmitted > admitted || s.maxUse > budget:
-		t.Fatalf("%d runs admitted at once and %d GPU-seconds used; want at most %d runs and %d GPU-seconds", s.maxAdmitted, s.maxUse, admitted, budget)
+	case s.maxAdmitted > admitted || s.maxUse > budget || s.maxCommitted > budget:
+		t.Fatalf("%d runs admitted at once, %d GPU-seconds used, %d used or reserved; want at most %d runs and %d GPU-seconds",
+			s.maxAdmitted, s.maxUse, s.maxCommitted, admitted, budget)
 	case len(s.unaccounted) > 0:
 		t.Fatalf("admitted without the accounting finalizer: %v", s.unaccounted)
 	}
@@ -66,7 +69,14 @@ func sample(ctx context.Context, ns string) func() samples {
 				return
 			case now := <-tick.C:
 				secs, admitted, unaccounted, err := use(ctx, ns, now)
+				tq := &aifv1.TenantQuota{}
+				if gerr := f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq); gerr != nil && err == nil {
+					err = gerr
+				}
 				mu.Lock()
+				if b := tq.Status.Budget; b != nil {
+					seen.maxCommitted = max(seen.maxCommitted, b.UsedGPUSeconds+b.ReservedGPUSeconds)
+				}
 				seen.n++
 				seen.maxUse, seen.maxAdmitted = max(seen.maxUse, secs), max(seen.maxAdmitted, admitted)
 				seen.unaccounted = append(seen.unaccounted, unaccounted...)

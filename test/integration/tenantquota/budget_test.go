@@ -23,15 +23,16 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
-// Six 8-GPU runs with a bound of 150 s on a budget of one GPU-hour and 32 GPUs of quota: Kueue reserves quota
-// for four, the budget check admits the three whose reservations (1,200 GPU-seconds each) fit, and the fourth
-// waits with the figures. One run ending early frees only what it did not use, so the fourth still waits; when
+// Four 8-GPU runs with a bound of 150 s on a budget of one GPU-hour and 32 GPUs of quota: Kueue reserves quota
+// for all four, the budget check admits the three whose reservations (1,200 GPU-seconds each) fit, and the
+// fourth waits with the figures. One run ending early frees only what it did not use, so the fourth still waits; when
 // a second ends, it is admitted.
 func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	clk := newClock()
 	startOperator(t, testConfig(), clk)
 	const name = "budget-reserve"
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold).Obj())
+	// Periods of a year, so that the test's minutes on the fake clock never cross a period's end.
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodYear, aifv1.ExhaustedHold).Obj())
 
 	var jobs []*batchv1.Job
 	for i := range 4 {
@@ -39,7 +40,7 @@ func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	}
 	t0, t1, t2 := admitted(t, jobs[0]), admitted(t, jobs[1]), admitted(t, jobs[2])
 	msg := waitsForBudget(t, jobs[3])
-	if !strings.Contains(msg, "needs 0.34 GPU-hours (8 GPUs x 2m30s run bound); 0.00 of 1.00 GPU-hours are free this day") {
+	if !strings.Contains(msg, "needs 0.34 GPU-hours (8 GPUs x 2m30s run bound); 0.00 of 1.00 GPU-hours are free this year") {
 		t.Fatalf("the waiting run says %q", msg)
 	}
 	framework.Eventually(t, func(g gomega.Gomega) {
@@ -79,7 +80,8 @@ func TestBudgetReleasesWaitingWorkWhenRaisedOrNextPeriod(t *testing.T) {
 	clk := newClock()
 	startOperator(t, testConfig(), clk)
 	const name = "budget-release"
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold).Obj())
+	// A year's period: its end is far enough from now for every bound to have passed there.
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodYear, aifv1.ExhaustedHold).Obj())
 
 	first := submit(t, bounded(h100Job(name, "first", 1), 300))
 	admitted(t, first)
@@ -92,9 +94,9 @@ func TestBudgetReleasesWaitingWorkWhenRaisedOrNextPeriod(t *testing.T) {
 	third := submit(t, bounded(h100Job(name, "third", 2), 300)) // 4,800 GPU-seconds
 	waitsForBudget(t, third)
 
-	// A minute into the next day every run has passed its bound on the operator's clock (Kueue, on the real
+	// A minute into the next year every run has passed its bound on the operator's clock (Kueue, on the real
 	// clock, has not stopped them): they reserve nothing, and only their minute of the new day counts.
-	next := tenantquota.PeriodAt(aifv1.PeriodDay, clk.Now()).End
+	next := tenantquota.PeriodAt(aifv1.PeriodYear, clk.Now()).End
 	clk.SetTime(next.Add(time.Minute))
 	poke(t, name)
 	admitted(t, third)

@@ -39,8 +39,16 @@ func TestBudgetPathSurvivesACrashAfterEachWrite(t *testing.T) {
 		}},
 		{"budget check Ready", func(ns string) framework.CrashAfter {
 			return func(w framework.Write) bool {
-				_, ok := workloadIn(w, ns)
-				return ok && w.Verb == "status patch"
+				wl, ok := workloadIn(w, ns)
+				if !ok || w.Verb != "status patch" {
+					return false
+				}
+				for _, c := range wl.Status.AdmissionChecks {
+					if c.Name == aifv1.BudgetCheckName && c.State == kueue.CheckStateReady {
+						return true
+					}
+				}
+				return false
 			}
 		}},
 		{"status with the reservation", func(ns string) framework.CrashAfter {
@@ -95,7 +103,7 @@ func crashThenRecover(t *testing.T, name string, crash framework.CrashAfter) {
 		restarted <- err
 	}()
 
-	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold).Obj())
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(1, aifv1.PeriodYear, aifv1.ExhaustedHold).Obj())
 	first := submit(t, bounded(h100Job(name, "first", 1), 300))
 	second := submit(t, bounded(h100Job(name, "second", 1), 300))
 	t1 := admitted(t, first)
@@ -130,7 +138,7 @@ func crashThenRecover(t *testing.T, name string, crash framework.CrashAfter) {
 		t.Fatal(err)
 	}
 	t2 := admitted(t, second)
-	framework.Eventually(t, accounted)
+	framework.Consistently(t, accounted)
 	select {
 	case err := <-restarted:
 		if err != nil {

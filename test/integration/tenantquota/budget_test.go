@@ -34,10 +34,25 @@ func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	// Periods of a year, so that the test's minutes on the fake clock never cross a period's end.
 	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 32).Budget(1, aifv1.PeriodYear, aifv1.ExhaustedHold).Obj())
 
-	var jobs []*batchv1.Job
+	var submitted []*batchv1.Job
 	for i := range 4 {
-		jobs = append(jobs, submit(t, bounded(h100Job(name, fmt.Sprintf("run-%d", i), 1), 150)))
+		submitted = append(submitted, submit(t, bounded(h100Job(name, fmt.Sprintf("run-%d", i), 1), 150)))
 	}
+	// Kueue reserves quota for the four in an order of its own (they share a creation second); the budget
+	// check grants the three it sees first. jobs[3] is the one left waiting.
+	var jobs []*batchv1.Job
+	framework.Eventually(t, func(g gomega.Gomega) {
+		var admittedJobs, waiting []*batchv1.Job
+		for _, j := range submitted {
+			if _, err := framework.AdmittedAt(workload(g, j)); err == nil {
+				admittedJobs = append(admittedJobs, j)
+			} else {
+				waiting = append(waiting, j)
+			}
+		}
+		g.Expect(admittedJobs).To(gomega.HaveLen(3))
+		jobs = append(admittedJobs, waiting...)
+	})
 	t0, t1, t2 := admitted(t, jobs[0]), admitted(t, jobs[1]), admitted(t, jobs[2])
 	msg := waitsForBudget(t, jobs[3])
 	if !strings.Contains(msg, "needs 0.34 GPU-hours (8 GPUs x 2m30s run bound); 0.00 of 1.00 GPU-hours are free this year") {

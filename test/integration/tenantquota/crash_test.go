@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,8 +105,19 @@ func crashThenRecover(t *testing.T, name string, crash framework.CrashAfter) {
 	}()
 
 	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(1, aifv1.PeriodYear, aifv1.ExhaustedHold).Obj())
-	first := submit(t, bounded(h100Job(name, "first", 1), 300))
-	second := submit(t, bounded(h100Job(name, "second", 1), 300))
+	a := submit(t, bounded(h100Job(name, "first", 1), 300))
+	b := submit(t, bounded(h100Job(name, "second", 1), 300))
+	// Kueue may reserve quota for either first; the one the budget check grants is "first" from here on.
+	var first, second *batchv1.Job
+	framework.Eventually(t, func(g gomega.Gomega) {
+		_, errA := framework.AdmittedAt(workload(g, a))
+		_, errB := framework.AdmittedAt(workload(g, b))
+		g.Expect((errA == nil) != (errB == nil)).To(gomega.BeTrue(), "exactly one admitted")
+		first, second = a, b
+		if errA != nil {
+			first, second = b, a
+		}
+	})
 	t1 := admitted(t, first)
 	waitsForBudget(t, second)
 	accounted := func(g gomega.Gomega) {

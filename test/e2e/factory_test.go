@@ -253,19 +253,18 @@ func TestWorkerFailureRestartsThenFails(t *testing.T) {
 	if err := f.Client.List(ctx, &jobs, client.InNamespace(ns)); err != nil || len(jobs.Items) != 2 {
 		t.Fatalf("want the two attempts' Jobs, got %d (%v)", len(jobs.Items), err)
 	}
-	var events eventsv1.EventList
-	if err := f.Client.List(ctx, &events, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	warnings := map[string]bool{}
-	for _, e := range events.Items {
-		if e.Regarding.Name == "flaky" && e.Type == corev1.EventTypeWarning {
-			warnings[e.Action] = true
+	// Events are sent in the background after the status write: wait for them.
+	framework.Eventually(t, func(g gomega.Gomega) {
+		var events eventsv1.EventList
+		g.Expect(f.Client.List(ctx, &events, client.InNamespace(ns))).To(gomega.Succeed())
+		warnings := map[string]bool{}
+		for _, e := range events.Items {
+			if e.Regarding.Name == "flaky" && e.Type == corev1.EventTypeWarning {
+				warnings[e.Action] = true
+			}
 		}
-	}
-	if !warnings[string(aifv1.PhaseRestarting)] || !warnings[string(aifv1.PhaseFailed)] {
-		t.Errorf("want Restarting and Failed warnings, got %v", warnings)
-	}
+		g.Expect(warnings).To(gomega.And(gomega.HaveKey(string(aifv1.PhaseRestarting)), gomega.HaveKey(string(aifv1.PhaseFailed))))
+	})
 }
 
 // A dataset path that leaves the tenant's root is refused at admission, with the field named, through kubectl.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"sync"
+	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -52,6 +56,9 @@ func (e *Env) StartOperator(cfg *configv1.Configuration, clk clock.PassiveClock)
 // crash returns true (never, for nil). Crashed reports when it did.
 func (e *Env) StartCrashingOperator(cfg *configv1.Configuration, clk clock.PassiveClock, crash CrashAfter) (*Operator, error) {
 	configv1.SetDefaults(cfg)
+	if err := e.waitWebhookPortFree(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &Operator{cancel: cancel, done: make(chan error, 1), crashed: make(chan Write, 1)}
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
@@ -91,6 +98,24 @@ func (e *Env) StartCrashingOperator(cfg *configv1.Configuration, clk clock.Passi
 		o.done <- err
 	}()
 	return o, nil
+}
+
+// waitWebhookPortFree waits until the webhook port can be bound: a manager that was just stopped may still be
+// closing its listener, and a new one would otherwise fail to start ("address already in use").
+func (e *Env) waitWebhookPortFree() error {
+	o := e.WebhookServerOptions()
+	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false, nil
+		}
+		return true, l.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("the webhook port %s stayed in use: %w", addr, err)
+	}
+	return nil
 }
 
 // Crashed is closed, after the crash write was sent, once the injected crash happened.

@@ -126,16 +126,22 @@ func (o *Operator) Crashed() <-chan Write { return o.crashed }
 func (o *Operator) faults(crash CrashAfter) interceptor.Funcs {
 	var mu sync.Mutex
 	down := false
+	// The lock guards only the crash decision, not the writes: the manager's client waits in its rate limiter,
+	// and writes held in a queue behind one lock would stall every controller. A write already in flight when
+	// the crash is decided may still land, as it may when a process is killed.
 	around := func(verb string, obj client.Object, write func() error) error {
 		mu.Lock()
-		defer mu.Unlock()
-		if down {
+		crashed := down
+		mu.Unlock()
+		if crashed {
 			return errors.New("the operator crashed (injected by the test)")
 		}
 		if err := write(); err != nil {
 			return err
 		}
-		if crash(Write{Verb: verb, Object: obj}) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !down && crash(Write{Verb: verb, Object: obj}) {
 			down = true
 			o.crashed <- Write{Verb: verb, Object: obj.DeepCopyObject().(client.Object)}
 			close(o.crashed)

@@ -491,7 +491,10 @@ func TestCrashAfterTheAttemptOrItsJob(t *testing.T) {
 			select {
 			case <-crashing.Crashed():
 			case <-time.After(framework.Timeout):
-				t.Fatal("the crash point was never reached")
+				_ = crashing.Stop()
+				got := &aifv1.TrainingJob{}
+				_ = c.Get(ctx, client.ObjectKeyFromObject(tj), got)
+				t.Fatalf("the crash point was never reached; the run is %s/%s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
 			}
 			_ = crashing.Stop()
 			if op, err = env.StartOperator(cfg, clock.RealClock{}); err != nil {

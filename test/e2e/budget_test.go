@@ -25,6 +25,20 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
 
+// budgetChecked waits until the tenant is Ready and its ClusterQueue names the budget check.
+func budgetChecked(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	framework.EventuallyWithin(t, long, func(g gomega.Gomega) {
+		tq := &aifv1.TenantQuota{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		g.Expect(apimeta.IsStatusConditionTrue(tq.Status.Conditions, aifv1.ConditionReady)).To(gomega.BeTrue())
+		cq := &kueue.ClusterQueue{}
+		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(ns)}, cq)).To(gomega.Succeed())
+		g.Expect(cq.Spec.AdmissionChecksStrategy).NotTo(gomega.BeNil())
+	})
+}
+
 // samples is what a sampler saw of a tenant's workloads.
 type samples struct {
 	n, maxAdmitted int
@@ -213,14 +227,7 @@ func TestPlainJobWaitsWhileTheOperatorIsDown(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-outage"
 	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 8).Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold))
-	framework.EventuallyWithin(t, long, func(g gomega.Gomega) {
-		tq := &aifv1.TenantQuota{}
-		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
-		g.Expect(apimeta.IsStatusConditionTrue(tq.Status.Conditions, aifv1.ConditionReady)).To(gomega.BeTrue())
-		cq := &kueue.ClusterQueue{}
-		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(ns)}, cq)).To(gomega.Succeed())
-		g.Expect(cq.Spec.AdmissionChecksStrategy).NotTo(gomega.BeNil())
-	})
+	budgetChecked(t, ns)
 	if err := f.Kill("operator"); err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +299,7 @@ func TestBudgetSurvivesOperatorKills(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-kills"
 	tenant(t, builders.TenantQuota(ns).Namespaces(ns).GPUs(factory.ClassH100, 32).Budget(1, aifv1.PeriodDay, aifv1.ExhaustedHold))
-	framework.EventuallyWithin(t, long, func(g gomega.Gomega) {
-		cq := &kueue.ClusterQueue{}
-		g.Expect(f.Client.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName(ns)}, cq)).To(gomega.Succeed())
-		g.Expect(cq.Spec.AdmissionChecksStrategy).NotTo(gomega.BeNil())
-	})
+	budgetChecked(t, ns)
 	stop := sample(ctx, ns)
 	killAndRestart := func(when string) {
 		t.Helper()

@@ -271,3 +271,51 @@ func TestPastSecondsSurviveKueuesMaximumExecutionTime(t *testing.T) {
 		})
 	}
 }
+
+// The record is written once per wait and never grows by itself: a pass that applied it and read it back must
+// find nothing more to write, also after Kueue stopped the workload at its maximum execution time (where the
+// recorded figure is added to Kueue's and writing the sum would count the last admission again every pass).
+func TestPastSecondsRecordReachesAFixedPoint(t *testing.T) {
+	waiting := func(past int32, annotation, reason string) *kueue.Workload {
+		w := &kueue.Workload{}
+		w.Status.AccumulatedPastExecutionTimeSeconds = ptr.To(past)
+		w.Status.AdmissionChecks = []kueue.AdmissionCheckState{{Name: aifv1.BudgetCheckName, State: kueue.CheckStatePending}}
+		if annotation != "" {
+			w.Annotations = map[string]string{PastSecondsAnnotation: annotation}
+		}
+		if reason != "" {
+			w.Status.Conditions = []metav1.Condition{{Type: kueue.WorkloadEvicted, Status: metav1.ConditionTrue, Reason: reason}}
+		}
+		return w
+	}
+	cases := []struct {
+		name      string
+		wl        *kueue.Workload
+		want      string // the annotation after the passes
+		wantTotal int64
+	}{
+		{"first admission", waiting(0, "", ""), "", 0},
+		{"preempted once", waiting(300, "", "Preempted"), "300", 300},
+		{"an older record", waiting(720, "600", "Preempted"), "720", 720},
+		{"stopped at its maximum", waiting(120, "600", "DeactivatedDueToMaximumExecutionTimeExceeded"), "600", 720},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for pass := range 3 {
+				v, write := pastToRecord(tc.wl)
+				if write && pass > 0 {
+					t.Fatalf("pass %d rewrites the record to %s", pass+1, v)
+				}
+				if write {
+					metav1.SetMetaDataAnnotation(&tc.wl.ObjectMeta, PastSecondsAnnotation, v)
+				}
+			}
+			if got := tc.wl.Annotations[PastSecondsAnnotation]; got != tc.want {
+				t.Fatalf("record %q, want %q", got, tc.want)
+			}
+			if got := PastSeconds(tc.wl); got != tc.wantTotal {
+				t.Fatalf("PastSeconds = %d, want %d", got, tc.wantTotal)
+			}
+		})
+	}
+}

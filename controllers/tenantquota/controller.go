@@ -455,16 +455,18 @@ func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload,
 }
 
 // pastToRecord is the admitted seconds to record on a workload whose budget check waits for an answer, before
-// it is granted: what Kueue's maximum execution time would wipe (see PastSeconds).
+// it is granted: what Kueue's maximum execution time would wipe (see PastSeconds). Once Kueue has stopped the
+// workload there, the record is what PastSeconds adds back and stays as it is: recording the sum again would
+// count the last admission once more on every pass.
 func pastToRecord(wl *kueue.Workload) (string, bool) {
 	waiting := false
 	for _, c := range wl.Status.AdmissionChecks {
 		waiting = waiting || (c.Name == aifv1.BudgetCheckName && c.State == kueue.CheckStatePending)
 	}
-	if !waiting || wl.DeletionTimestamp != nil {
+	if !waiting || wl.DeletionTimestamp != nil || StoppedAtMaxExecution(wl) {
 		return "", false
 	}
-	past := strconv.FormatInt(PastSeconds(wl), 10)
+	past := strconv.FormatInt(int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0)), 10)
 	if past == "0" && wl.Annotations[PastSecondsAnnotation] == "" {
 		return "", false
 	}

@@ -428,14 +428,20 @@ func PastSeconds(wl *kueue.Workload) int64 {
 	if err != nil || before <= 0 {
 		return past
 	}
-	stoppedAtMax := func(t string) bool {
-		c := apimeta.FindStatusCondition(wl.Status.Conditions, t)
-		return c != nil && c.Status == metav1.ConditionTrue && strings.HasSuffix(c.Reason, kueue.WorkloadMaximumExecutionTimeExceeded)
-	}
-	if stoppedAtMax(kueue.WorkloadDeactivationTarget) || stoppedAtMax(kueue.WorkloadEvicted) {
+	if StoppedAtMaxExecution(wl) {
 		return before + past
 	}
 	return past
+}
+
+// StoppedAtMaxExecution tells whether Kueue stopped the workload at its maximum execution time, after which its
+// accumulatedPastExecutionTimeSeconds holds the last admission only.
+func StoppedAtMaxExecution(wl *kueue.Workload) bool {
+	stopped := func(t string) bool {
+		c := apimeta.FindStatusCondition(wl.Status.Conditions, t)
+		return c != nil && c.Status == metav1.ConditionTrue && strings.HasSuffix(c.Reason, kueue.WorkloadMaximumExecutionTimeExceeded)
+	}
+	return stopped(kueue.WorkloadDeactivationTarget) || stopped(kueue.WorkloadEvicted)
 }
 
 func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadUsage {

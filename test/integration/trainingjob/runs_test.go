@@ -19,6 +19,7 @@ import (
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
@@ -405,6 +406,28 @@ func TestMaxRunDurationStopsTheRun(t *testing.T) {
 		g.Expect(ptr.Deref(wl.Spec.Active, true)).To(gomega.BeFalse(), "the workload is deactivated")
 	})
 	stopPods(t, job)
+	// The stopped run's charge holds still: Kueue keeps only the last admission's seconds once it stops a
+	// workload at its maximum execution time, and the operator adds its own record back exactly once.
+	charge := func(g gomega.Gomega) (int64, string) {
+		tq := &aifv1.TenantQuota{}
+		g.Expect(c.Get(context.Background(), client.ObjectKey{Name: ns}, tq)).To(gomega.Succeed())
+		g.Expect(tq.Status.Budget).NotTo(gomega.BeNil())
+		g.Expect(tq.Status.Budget.ReservedGPUSeconds).To(gomega.BeZero())
+		wl, err := framework.WorkloadOf(context.Background(), c, job)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		return tq.Status.Budget.UsedGPUSeconds, wl.Annotations[tenantquota.PastSecondsAnnotation]
+	}
+	var used int64
+	var record string
+	framework.Eventually(t, func(g gomega.Gomega) {
+		used, record = charge(g)
+		g.Expect(used).To(gomega.BeNumerically(">=", 2*8))
+	})
+	framework.Consistently(t, func(g gomega.Gomega) {
+		u, r := charge(g)
+		g.Expect(u).To(gomega.Equal(used), "the tenant's use of a stopped run")
+		g.Expect(r).To(gomega.Equal(record), "the workload's record of its earlier admissions")
+	})
 }
 
 // A manager restart in each phase creates no second Job and keeps the status.
@@ -481,17 +504,26 @@ func TestCrashAfterTheAttemptOrItsJob(t *testing.T) {
 			if err := op.Stop(); err != nil {
 				t.Fatal(err)
 			}
+			restarted := false
 			crashing, err := env.StartCrashingOperator(cfg, clock.RealClock{}, points[point](ns))
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A subtest that fails before the restart below leaves the operator running for the tests after it.
+			t.Cleanup(func() {
+				_ = crashing.Stop()
+				if !restarted {
+					if op, err = env.StartOperator(cfg, clock.RealClock{}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
 			tj := builders.TrainingJob(ns, "run").Shape(1, 8).MaxRunDuration(150 * time.Second).Obj()
 			// The new manager's webhook server answers a moment after its start.
 			framework.Eventually(t, func(g gomega.Gomega) { g.Expect(c.Create(ctx, tj.DeepCopy())).To(gomega.Succeed()) })
 			select {
 			case <-crashing.Crashed():
 			case <-time.After(framework.Timeout):
-				_ = crashing.Stop()
 				got := &aifv1.TrainingJob{}
 				_ = c.Get(ctx, client.ObjectKeyFromObject(tj), got)
 				t.Fatalf("the crash point was never reached; the run is %s/%s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
@@ -500,6 +532,7 @@ func TestCrashAfterTheAttemptOrItsJob(t *testing.T) {
 			if op, err = env.StartOperator(cfg, clock.RealClock{}); err != nil {
 				t.Fatal(err)
 			}
+			restarted = true
 			job, _ := admittedJob(t, tj, 0)
 			if got := job.Labels[trainingjob.MaxExecTimeLabel]; got != "150" {
 				t.Fatalf("max-exec-time label %q, want 150", got)

@@ -22,6 +22,7 @@ import (
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 )
@@ -57,6 +58,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	cfg, c := o.Config, mgr.GetClient()
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	if err := (&gpuclass.Reconciler{Client: c, Config: cfg}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("gpuclass: %w", err)

@@ -1,6 +1,7 @@
 package conflict
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -14,14 +15,14 @@ import (
 func TestIgnore(t *testing.T) {
 	gr := schema.GroupResource{Group: "aifactory.eu", Resource: "trainingjobs"}
 	wrapped := fmt.Errorf("writing status: %w", apierrors.NewConflict(gr, "run", errors.New("modified")))
-	if res, err := Ignore(ctrl.Result{RequeueAfter: time.Minute}, wrapped); err != nil || res.RequeueAfter != 0 {
+	if res, err := Ignore(context.Background(), ctrl.Result{RequeueAfter: time.Minute}, wrapped); err != nil || res.RequeueAfter != 0 {
 		t.Errorf("a wrapped conflict must end the pass quietly: %v %v", res, err)
 	}
 	other := fmt.Errorf("reading: %w", apierrors.NewNotFound(gr, "run"))
-	if _, err := Ignore(ctrl.Result{}, other); !errors.Is(err, other) {
+	if _, err := Ignore(context.Background(), ctrl.Result{}, other); !errors.Is(err, other) {
 		t.Errorf("other errors pass through: %v", err)
 	}
-	if res, err := Ignore(ctrl.Result{RequeueAfter: time.Minute}, nil); err != nil || res.RequeueAfter != time.Minute {
+	if res, err := Ignore(context.Background(), ctrl.Result{RequeueAfter: time.Minute}, nil); err != nil || res.RequeueAfter != time.Minute {
 		t.Errorf("results pass through: %v %v", res, err)
 	}
 }

@@ -28,9 +28,11 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
 
 // Reconciler binds a DatasetMount's folder as a PersistentVolume and claim, verifies it, and protects it while
@@ -95,7 +97,8 @@ func (o *observed) tenantChanged(dsm *aifv1.DatasetMount) bool {
 
 // Reconcile brings one DatasetMount's volume, claim, verification and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return conflict.Ignore(r.reconcile(ctx, req))
+	res, err := r.reconcile(ctx, req)
+	return conflict.Ignore(ctx, res, err)
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -198,7 +201,7 @@ func (r *Reconciler) now() time.Time {
 
 func usersOf(ctx context.Context, c client.Reader, dsm *aifv1.DatasetMount) ([]aifv1.TrainingJob, error) {
 	var jobs aifv1.TrainingJobList
-	if err := c.List(ctx, &jobs, client.InNamespace(dsm.Namespace), client.MatchingFields{TrainingJobDatasetIndex: dsm.Name}); err != nil {
+	if err := c.List(ctx, &jobs, client.InNamespace(dsm.Namespace), client.MatchingFields{index.TrainingJobDataset: dsm.Name}); err != nil {
 		return nil, fmt.Errorf("listing training jobs: %w", err)
 	}
 	return jobs.Items, nil
@@ -224,18 +227,6 @@ func namesWhere(jobs []aifv1.TrainingJob, keep func(aifv1.TrainingJobPhase) bool
 		}
 	}
 	slices.Sort(out)
-	return out
-}
-
-// DatasetsOf are the DatasetMounts a TrainingJob mounts.
-func DatasetsOf(tj *aifv1.TrainingJob) []string {
-	var out []string
-	for _, d := range tj.Spec.Datasets {
-		out = append(out, d.Name)
-	}
-	if tj.Spec.Checkpoint != nil {
-		out = append(out, tj.Spec.Checkpoint.DatasetMount)
-	}
 	return out
 }
 
@@ -657,19 +648,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, dsm *aifv1.DatasetMount, s
 	if err := r.Client.Status().Update(ctx, dsm); err != nil {
 		return fmt.Errorf("writing status: %w", err)
 	}
-	if r.Recorder == nil {
-		return nil
-	}
-	for _, c := range st.Conditions {
-		before := apimeta.FindStatusCondition(old.Conditions, c.Type)
-		if before != nil && before.Status == c.Status && before.Reason == c.Reason {
-			continue
-		}
-		kind := corev1.EventTypeNormal
-		if c.Status == metav1.ConditionFalse && c.Reason != aifv1.ReasonVerificationRunning && c.Reason != aifv1.ReasonClaimPending {
-			kind = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(dsm, nil, kind, c.Reason, c.Type, "%s", c.Message)
-	}
+	apply.Record(r.Recorder, dsm, apply.ConditionEvents(old.Conditions, st.Conditions, func(c metav1.Condition) bool {
+		return c.Status == metav1.ConditionFalse && c.Reason != aifv1.ReasonVerificationRunning && c.Reason != aifv1.ReasonClaimPending
+	}))
 	return nil
 }

@@ -19,29 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
 
-// TrainingJobDatasetIndex indexes TrainingJobs by the DatasetMounts they mount (datasets and checkpoint).
-const TrainingJobDatasetIndex = "spec.datasetMounts"
-
-// TenantIndex indexes DatasetMounts by the TenantQuota that granted them (status.tenant).
-const TenantIndex = "status.tenant"
-
-// SetupWithManager registers the index, the controller and the admission webhook.
+// SetupWithManager registers the controller and the admission webhook.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &aifv1.TrainingJob{}, TrainingJobDatasetIndex, func(o client.Object) []string {
-		return DatasetsOf(o.(*aifv1.TrainingJob))
-	}); err != nil {
-		return fmt.Errorf("indexing training jobs by dataset: %w", err)
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &aifv1.DatasetMount{}, TenantIndex, func(o client.Object) []string {
-		if t := o.(*aifv1.DatasetMount).Status.Tenant; t != "" {
-			return []string{t}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("indexing dataset mounts by tenant: %w", err)
-	}
 	err := ctrl.NewControllerManagedBy(mgr).Named("datasetmount").
 		For(&aifv1.DatasetMount{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
@@ -94,7 +76,7 @@ func datasetsOfJob(_ context.Context, o client.Object) []reconcile.Request {
 		return nil
 	}
 	var out []reconcile.Request
-	for _, name := range DatasetsOf(tj) {
+	for _, name := range index.DatasetsOf(tj) {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: tj.Namespace, Name: name}})
 	}
 	return out
@@ -124,7 +106,7 @@ func (r *Reconciler) datasetsOfTenant(ctx context.Context, o client.Object) []re
 		}
 	}
 	var granted aifv1.DatasetMountList
-	if err := r.Client.List(ctx, &granted, client.MatchingFields{TenantIndex: tq.Name}); err == nil {
+	if err := r.Client.List(ctx, &granted, client.MatchingFields{index.DatasetTenant: tq.Name}); err == nil {
 		add(&granted)
 	}
 	return out

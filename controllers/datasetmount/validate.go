@@ -15,6 +15,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
@@ -199,7 +200,7 @@ func joinClasses(cs []aifv1.DataClassification) string {
 // one owns it, as for the tenant's queues.
 func TenantOf(ctx context.Context, c client.Reader, namespace string) (*aifv1.TenantQuota, error) {
 	var list aifv1.TenantQuotaList
-	if err := c.List(ctx, &list, client.MatchingFields{tenantquota.NamespaceIndex: namespace}); err != nil {
+	if err := c.List(ctx, &list, client.MatchingFields{index.TenantNamespace: namespace}); err != nil {
 		return nil, fmt.Errorf("finding the tenant of namespace %s: %w", namespace, err)
 	}
 	var owner *aifv1.TenantQuota

@@ -3,6 +3,8 @@ package gpuclass
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -20,6 +22,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 )
 
 // singleton is the one request this controller handles: the whole set of classes is reconciled at once.
@@ -35,68 +38,73 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=kueue.x-k8s.io,resources=clusterqueues,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 
+// Observed is what a pass reads, from the cache only.
+type Observed struct {
+	// Nodes are the GPU nodes, when discovery is on.
+	Nodes []corev1.Node
+	// Flavors are the managed ResourceFlavors.
+	Flavors []kueue.ResourceFlavor
+	// ClusterQueues are the managed ClusterQueues, which may name a flavor.
+	ClusterQueues []kueue.ClusterQueue
+}
+
 // Reconcile creates and updates the flavors of the desired classes and deletes managed flavors whose class is
 // gone, once no ClusterQueue refers to them.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
+	obs, err := r.observe(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, apply.Apply(ctx, r.Client, Decide(r.Config, obs))
+}
+
+func (r *Reconciler) observe(ctx context.Context) (Observed, error) {
 	var nodes corev1.NodeList
 	if r.Config.Discovery.Enabled {
 		if err := r.Client.List(ctx, &nodes); err != nil {
-			return ctrl.Result{}, fmt.Errorf("listing GPU nodes: %w", err)
+			return Observed{}, fmt.Errorf("listing GPU nodes: %w", err)
 		}
 	}
 	var flavors kueue.ResourceFlavorList
 	if err := r.Client.List(ctx, &flavors, client.MatchingLabels{aifv1.ManagedByLabel: aifv1.ManagedByValue}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing resource flavors: %w", err)
-	}
-	existing := map[string]*kueue.ResourceFlavor{}
-	for i := range flavors.Items {
-		existing[flavors.Items[i].Name] = &flavors.Items[i]
-	}
-	for _, c := range Desired(r.Config, nodes.Items) {
-		if err := r.apply(ctx, existing[c.Name], c); err != nil {
-			return ctrl.Result{}, err
-		}
-		delete(existing, c.Name)
-	}
-	return ctrl.Result{}, r.deleteUnused(ctx, existing)
-}
-
-func (r *Reconciler) apply(ctx context.Context, rf *kueue.ResourceFlavor, c Class) error {
-	if rf == nil {
-		if err := r.Client.Create(ctx, Flavor(c)); client.IgnoreAlreadyExists(err) != nil {
-			return fmt.Errorf("creating resource flavor %s: %w", c.Name, err)
-		}
-		return nil
-	}
-	updated := rf.DeepCopy()
-	ApplyFlavor(updated, c)
-	if equality.Semantic.DeepEqual(rf, updated) {
-		return nil
-	}
-	if err := r.Client.Update(ctx, updated); err != nil {
-		return fmt.Errorf("updating resource flavor %s: %w", c.Name, err)
-	}
-	return nil
-}
-
-func (r *Reconciler) deleteUnused(ctx context.Context, stale map[string]*kueue.ResourceFlavor) error {
-	if len(stale) == 0 {
-		return nil
+		return Observed{}, fmt.Errorf("listing resource flavors: %w", err)
 	}
 	var cqs kueue.ClusterQueueList
 	if err := r.Client.List(ctx, &cqs); err != nil {
-		return fmt.Errorf("listing cluster queues: %w", err)
+		return Observed{}, fmt.Errorf("listing cluster queues: %w", err)
 	}
-	used := FlavorsInUse(cqs.Items)
-	for name, rf := range stale {
-		if used[name] || rf.DeletionTimestamp != nil {
+	return Observed{Nodes: nodes.Items, Flavors: flavors.Items, ClusterQueues: cqs.Items}, nil
+}
+
+// Decide plans the writes of a pass: the flavors of the desired classes created or brought up to date, in the
+// classes' order, then the flavors of classes that are gone deleted, by name, unless a ClusterQueue still
+// names them (deleting those would leave the queue inactive; the queue's change brings the pass back).
+func Decide(cfg *configv1.Configuration, obs Observed) apply.Plan {
+	existing := map[string]*kueue.ResourceFlavor{}
+	for i := range obs.Flavors {
+		existing[obs.Flavors[i].Name] = &obs.Flavors[i]
+	}
+	var plan apply.Plan
+	for _, c := range Desired(cfg, obs.Nodes) {
+		rf, ok := existing[c.Name]
+		delete(existing, c.Name)
+		if !ok {
+			plan = append(plan, apply.Write{Verb: apply.Create, Object: Flavor(c), Why: "GPU class " + c.Name})
 			continue
 		}
-		if err := r.Client.Delete(ctx, rf); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting resource flavor %s: %w", name, err)
+		updated := rf.DeepCopy()
+		ApplyFlavor(updated, c)
+		if !equality.Semantic.DeepEqual(rf, updated) {
+			plan = append(plan, apply.Write{Verb: apply.Update, Object: updated, Current: rf, Why: "GPU class " + c.Name + " changed"})
 		}
 	}
-	return nil
+	used := FlavorsInUse(obs.ClusterQueues)
+	for _, name := range slices.Sorted(maps.Keys(existing)) {
+		if rf := existing[name]; !used[name] && rf.DeletionTimestamp == nil {
+			plan = append(plan, apply.Write{Verb: apply.Delete, Object: rf, Why: "no such GPU class any more"})
+		}
+	}
+	return plan
 }
 
 // FlavorsInUse returns the flavors that some ClusterQueue names.

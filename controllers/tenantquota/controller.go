@@ -25,8 +25,10 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
@@ -74,7 +76,8 @@ const refreshEvery = time.Minute
 
 // Reconcile brings one tenant's Kueue objects, ledger and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return conflict.Ignore(r.reconcile(ctx, req))
+	res, err := r.reconcile(ctx, req)
+	return conflict.Ignore(ctx, res, err)
 }
 
 // reconcile runs one pass. Its writes come in the order that keeps the budget hard across a crash: the
@@ -286,7 +289,7 @@ func (r *Reconciler) workloads(ctx context.Context, tq *aifv1.TenantQuota, obs *
 	}
 	for ns := range obs.Draining(tq) {
 		var wls kueue.WorkloadList
-		if err := r.Client.List(ctx, &wls, client.InNamespace(ns), client.MatchingFields{WorkloadQueueIndex: obs.LocalQueues[ns].Name}); err != nil {
+		if err := r.Client.List(ctx, &wls, client.InNamespace(ns), client.MatchingFields{index.WorkloadQueue: obs.LocalQueues[ns].Name}); err != nil {
 			return fmt.Errorf("listing workloads in %s: %w", ns, err)
 		}
 		obs.Workloads = append(obs.Workloads, wls.Items...)
@@ -533,19 +536,8 @@ func (r *Reconciler) finalize(ctx context.Context, tq *aifv1.TenantQuota, obs *O
 
 // announce records events for condition changes people care about, after the status write succeeded.
 func (r *Reconciler) announce(tq *aifv1.TenantQuota, old *aifv1.TenantQuotaStatus) {
-	if r.Recorder == nil {
-		return
-	}
-	for _, t := range []string{aifv1.ConditionReady, aifv1.ConditionBudgetExhausted} {
-		now := apimeta.FindStatusCondition(tq.Status.Conditions, t)
-		before := apimeta.FindStatusCondition(old.Conditions, t)
-		if now == nil || (before != nil && before.Status == now.Status && before.Reason == now.Reason) {
-			continue
-		}
-		kind := corev1.EventTypeNormal
-		if (t == aifv1.ConditionReady && now.Status != metav1.ConditionTrue) || (t == aifv1.ConditionBudgetExhausted && now.Status == metav1.ConditionTrue) {
-			kind = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(tq, nil, kind, now.Reason, t, "%s", now.Message)
-	}
+	apply.Record(r.Recorder, tq, apply.ConditionEvents(old.Conditions, tq.Status.Conditions, func(c metav1.Condition) bool {
+		return (c.Type == aifv1.ConditionReady && c.Status != metav1.ConditionTrue) ||
+			(c.Type == aifv1.ConditionBudgetExhausted && c.Status == metav1.ConditionTrue)
+	}, aifv1.ConditionReady, aifv1.ConditionBudgetExhausted))
 }

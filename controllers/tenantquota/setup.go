@@ -16,43 +16,14 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
-// Cache indexes.
-const (
-	// WorkloadQueueIndex indexes Kueue workloads by their LocalQueue name.
-	WorkloadQueueIndex = "spec.queueName"
-	// NamespaceIndex indexes TenantQuotas by the namespaces they list.
-	NamespaceIndex = "spec.namespaces"
-	// GPUClassIndex indexes TenantQuotas by the GPU classes they list.
-	GPUClassIndex = "spec.gpus.gpuClass"
-)
-
-// SetupWithManager registers the indexes and the controller with its watches: the tenant's own Kueue objects,
+// SetupWithManager registers the controller with its watches: the tenant's own Kueue objects,
 // its workloads (found through their LocalQueue), the namespaces it lists (metadata only) and the GPU classes
 // (managed ResourceFlavors) it names.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &kueue.Workload{}, WorkloadQueueIndex, func(o client.Object) []string {
-		return []string{string(o.(*kueue.Workload).Spec.QueueName)}
-	}); err != nil {
-		return fmt.Errorf("indexing workloads: %w", err)
-	}
-	if err := idx.IndexField(ctx, &aifv1.TenantQuota{}, NamespaceIndex, func(o client.Object) []string {
-		return o.(*aifv1.TenantQuota).Spec.Namespaces
-	}); err != nil {
-		return fmt.Errorf("indexing tenant namespaces: %w", err)
-	}
-	if err := idx.IndexField(ctx, &aifv1.TenantQuota{}, GPUClassIndex, func(o client.Object) []string {
-		var out []string
-		for _, g := range o.(*aifv1.TenantQuota).Spec.GPUs {
-			out = append(out, g.GPUClass)
-		}
-		return out
-	}); err != nil {
-		return fmt.Errorf("indexing tenant GPU classes: %w", err)
-	}
 	c := mgr.GetClient()
 	err := ctrl.NewControllerManagedBy(mgr).Named("tenantquota").
 		For(&aifv1.TenantQuota{}).
@@ -60,11 +31,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&kueue.LocalQueue{}).
 		Watches(&kueue.Workload{}, handler.EnqueueRequestsFromMapFunc(workloadTenant(c))).
 		Watches(&kueue.AdmissionCheck{}, handler.EnqueueRequestsFromMapFunc(budgetedTenants(c))).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetName() })),
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, index.TenantNamespace, func(o client.Object) string { return o.GetName() })),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 				return namespaceLifecycleChanged(e) || tenantLabelsChanged(e)
 			}})).
-		Watches(&kueue.ResourceFlavor{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, GPUClassIndex, func(o client.Object) string { return o.GetName() }))).
+		Watches(&kueue.ResourceFlavor{}, handler.EnqueueRequestsFromMapFunc(tenantsBy(c, index.TenantGPUClass, func(o client.Object) string { return o.GetName() }))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("setting up the tenantquota controller: %w", err)
@@ -75,7 +46,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 // workloadTenant maps a workload to the tenants that count it: the one whose namespaces hold it, and the one
 // whose LocalQueue it names (which differ while a namespace moves out of a tenant).
 func workloadTenant(c client.Client) handler.MapFunc {
-	byNamespace := tenantsBy(c, NamespaceIndex, func(o client.Object) string { return o.GetNamespace() })
+	byNamespace := tenantsBy(c, index.TenantNamespace, func(o client.Object) string { return o.GetNamespace() })
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		wl, ok := o.(*kueue.Workload)
 		if !ok {

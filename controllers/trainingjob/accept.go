@@ -11,6 +11,7 @@ import (
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
 
 // Surroundings is what a TrainingJob's acceptance depends on, as read from the cluster.
@@ -56,7 +57,7 @@ func Accept(tj *aifv1.TrainingJob, s Surroundings) Verdict {
 		}
 	}
 	var waiting, revoked []string
-	for _, name := range datasetmount.DatasetsOf(tj) {
+	for _, name := range index.DatasetsOf(tj) {
 		if d := s.DatasetMounts[name]; d != nil && datasetmount.Revoked(d) {
 			revoked = append(revoked, datasetProblem(d, name))
 		}

@@ -28,13 +28,12 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
-
-// WorkloadOwnerIndex indexes Kueue workloads by the name of the Job that owns them.
-const WorkloadOwnerIndex = "metadata.ownerReferences.job"
 
 // Reconciler runs a TrainingJob as a suspended Indexed Job that Kueue admits, and mirrors its state.
 type Reconciler struct {
@@ -57,7 +56,8 @@ type Reconciler struct {
 // Reconcile observes a run and its current attempt, derives the next status and the writes to its children
 // (Step), writes the status when it changed, then makes those writes.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return conflict.Ignore(r.reconcile(ctx, req))
+	res, err := r.reconcile(ctx, req)
+	return conflict.Ignore(ctx, res, err)
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -86,18 +86,12 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		recordMetrics(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
 	}
 	if err := r.act(ctx, tj, obs, in, act); err != nil {
-		if refused(err) && obs.Job == nil && !tj.Spec.Suspend {
+		if apply.Refused(err) && obs.Job == nil && !tj.Spec.Suspend {
 			r.showRefusal(ctx, tj, err)
 		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: act.RequeueAfter}, nil
-}
-
-// refused reports whether the API server turned a write down for good (the object or the request is wrong, or
-// a policy forbids it), as opposed to a conflict or an outage that a retry mends.
-func refused(err error) bool {
-	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err)
 }
 
 // showRefusal writes the refusal into the run's status, so that kubectl shows why the run does not start, and
@@ -194,7 +188,7 @@ func (r *Reconciler) attempt(ctx context.Context, tj *aifv1.TrainingJob, attempt
 		return nil, nil, fmt.Errorf("job %s exists and does not belong to this TrainingJob", job.Name)
 	}
 	var wls kueue.WorkloadList
-	if err := r.Client.List(ctx, &wls, client.InNamespace(tj.Namespace), client.MatchingFields{WorkloadOwnerIndex: job.Name}); err != nil {
+	if err := r.Client.List(ctx, &wls, client.InNamespace(tj.Namespace), client.MatchingFields{index.WorkloadOwnerJob: job.Name}); err != nil {
 		return nil, nil, fmt.Errorf("listing workloads: %w", err)
 	}
 	for i := range wls.Items {
@@ -296,16 +290,12 @@ func (r *Reconciler) ended(ctx context.Context, tj *aifv1.TrainingJob) error {
 // announce records an event when the run's phase or reason changed, after the status write succeeded.
 func (r *Reconciler) announce(tj *aifv1.TrainingJob, old *aifv1.TrainingJobStatus) {
 	st := &tj.Status
-	if r.Recorder == nil || (old.Phase == st.Phase && old.Reason == st.Reason) {
+	if old.Phase == st.Phase && old.Reason == st.Reason {
 		return
 	}
-	kind := corev1.EventTypeNormal
-	switch {
-	case st.Phase == aifv1.PhaseFailed, st.Phase == aifv1.PhaseRestarting, st.Reason == aifv1.ReasonChildRefused,
-		st.Reason == aifv1.ReasonPreempted, st.Reason == aifv1.ReasonEvicted:
-		kind = corev1.EventTypeWarning
-	}
-	r.Recorder.Eventf(tj, nil, kind, st.Reason, string(st.Phase), "%s", st.Message)
+	warning := st.Phase == aifv1.PhaseFailed || st.Phase == aifv1.PhaseRestarting || st.Reason == aifv1.ReasonChildRefused ||
+		st.Reason == aifv1.ReasonPreempted || st.Reason == aifv1.ReasonEvicted
+	apply.Record(r.Recorder, tj, []apply.Event{{Warning: warning, Reason: st.Reason, Action: string(st.Phase), Message: st.Message}})
 }
 
 func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (Surroundings, error) {
@@ -324,7 +314,7 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 	if s.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
 		return s, err
 	}
-	for _, name := range datasetmount.DatasetsOf(tj) {
+	for _, name := range index.DatasetsOf(tj) {
 		d := &aifv1.DatasetMount{}
 		switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: name}, d); {
 		case err == nil:
@@ -342,7 +332,7 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 // webhook would refuse.
 func (r *Reconciler) pathsResolve(tj *aifv1.TrainingJob, dsms map[string]*aifv1.DatasetMount, v Verdict) Verdict {
 	fsGroup := tj.Spec.Template.Spec.SecurityContext != nil && tj.Spec.Template.Spec.SecurityContext.FSGroup != nil
-	for _, name := range datasetmount.DatasetsOf(tj) {
+	for _, name := range index.DatasetsOf(tj) {
 		if d := dsms[name]; d != nil {
 			if msg := datasetmount.FSGroupConflict(d, r.Config); fsGroup && msg != "" {
 				return refuse(aifv1.ReasonDatasetNotReady, "spec.template.spec.securityContext.fsGroup: %s", msg)
@@ -371,21 +361,10 @@ func mount(d *aifv1.DatasetMount, name, path string, readOnly bool) *Mount {
 	return &Mount{Name: name, ClaimName: d.Status.ClaimName, SubPath: d.Status.SubPath, MountPath: path, ReadOnly: readOnly}
 }
 
-// SetupWithManager registers the index and the controller. Kueue's workloads reach their TrainingJob through
+// SetupWithManager registers the controller. Kueue's workloads reach their TrainingJob through
 // the Job that owns them, LocalQueues through the jobs of their namespace that name them, and DatasetMounts
 // through the jobs that mount them.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kueue.Workload{}, WorkloadOwnerIndex, func(o client.Object) []string {
-		var out []string
-		for _, ref := range o.GetOwnerReferences() {
-			if ref.Kind == "Job" && ref.APIVersion == batchv1.SchemeGroupVersion.String() {
-				out = append(out, ref.Name)
-			}
-		}
-		return out
-	}); err != nil {
-		return fmt.Errorf("indexing workloads by job: %w", err)
-	}
 	c := mgr.GetClient()
 	phases.use(c)
 	err := ctrl.NewControllerManagedBy(mgr).Named("trainingjob").
@@ -433,7 +412,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		}), builder.WithPredicates(budgetHoldChanged())).
 		Watches(&aifv1.DatasetMount{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var jobs aifv1.TrainingJobList
-			if err := c.List(ctx, &jobs, client.InNamespace(o.GetNamespace()), client.MatchingFields{datasetmount.TrainingJobDatasetIndex: o.GetName()}); err != nil {
+			if err := c.List(ctx, &jobs, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.TrainingJobDataset: o.GetName()}); err != nil {
 				return nil
 			}
 			out := make([]reconcile.Request, 0, len(jobs.Items))

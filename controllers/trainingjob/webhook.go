@@ -13,6 +13,7 @@ import (
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
 
 // +kubebuilder:webhook:path=/validate-aifactory-eu-v1alpha1-trainingjob,mutating=false,failurePolicy=fail,sideEffects=None,groups=aifactory.eu,resources=trainingjobs,verbs=create;update,versions=v1alpha1,name=vtrainingjob.aifactory.eu,admissionReviewVersions=v1
@@ -75,7 +76,7 @@ func (v *Validator) fsGroupOnWholeFilesystems(ctx context.Context, tj *aifv1.Tra
 	if sc := tj.Spec.Template.Spec.SecurityContext; sc == nil || sc.FSGroup == nil {
 		return "", nil
 	}
-	for _, name := range datasetmount.DatasetsOf(tj) {
+	for _, name := range index.DatasetsOf(tj) {
 		d := &aifv1.DatasetMount{}
 		switch err := v.Reader.Get(ctx, client.ObjectKey{Namespace: tj.Namespace, Name: name}, d); {
 		case apierrors.IsNotFound(err):

@@ -1,0 +1,146 @@
+// Package apply makes the writes that a controller's decide function planned, in the planned order, logs each
+// write it makes or that the API server refuses, and stops at the first failure, naming the write. Controllers
+// write their status after Apply whatever it returned, so that the status says which write failed and why.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// Verb is what a write does.
+type Verb string
+
+// The verbs of a plan.
+const (
+	// Create creates Object. An object of that name that exists already counts as created: children have
+	// deterministic names, so it is the one an earlier pass created.
+	Create Verb = "create"
+	// Update replaces Current with Object, and writes nothing when they are equal.
+	Update Verb = "update"
+	// Patch sends the merge patch from Current to Object, and writes nothing when they are equal. With Lock
+	// the patch carries Current's resourceVersion and fails with a conflict if the object changed since.
+	Patch Verb = "patch"
+	// Delete deletes Object; one that is gone already counts as deleted.
+	Delete Verb = "delete"
+)
+
+// Write is one step of a plan.
+type Write struct {
+	Verb Verb
+	// Object is the object to create or delete, or the desired state of the object to update or patch.
+	Object client.Object
+	// Current is the object as the controller read it, for Update and Patch.
+	Current client.Object
+	// Lock makes a Patch fail if the object changed since it was read.
+	Lock bool
+	// DeleteOptions are passed to a Delete (preconditions, propagation).
+	DeleteOptions []client.DeleteOption
+	// Why says in a few words why the write is made; it goes into the log line.
+	Why string
+}
+
+// Plan is an ordered list of writes: crash safety depends on the order (a record is written before the child
+// it describes, a ledger before the finalizers it releases), so Apply keeps it and stops at the first failure.
+type Plan []Write
+
+// Failed is the error of a plan that stopped at one of its writes.
+type Failed struct {
+	// Write names the write: verb, kind and key ("create Job tenant-a/run-0").
+	Write string
+	Err   error
+}
+
+func (f *Failed) Error() string { return f.Write + ": " + f.Err.Error() }
+
+func (f *Failed) Unwrap() error { return f.Err }
+
+// Refused reports whether the API server turned a write down for good (the object or the request is wrong, or
+// a policy forbids it), as opposed to a conflict or an outage that a retry mends.
+func Refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// Apply makes the plan's writes in order. It returns nil when all were made or had nothing to change, and
+// otherwise a *Failed for the first write that failed; the writes after it are not made.
+func Apply(ctx context.Context, c client.Client, plan Plan) error {
+	log := ctrl.LoggerFrom(ctx)
+	for _, w := range plan {
+		name := Describe(c, w.Verb, w.Object)
+		wrote, err := do(ctx, c, w)
+		switch {
+		case err == nil && wrote:
+			log.Info("wrote", "write", name, "why", w.Why)
+		case err == nil:
+		case apierrors.IsConflict(err):
+			log.V(1).Info("write conflict; the newer object brings the pass back", "write", name, "error", err.Error())
+			return &Failed{Write: name, Err: err}
+		default:
+			log.Info("write failed", "write", name, "why", w.Why, "refused", Refused(err), "error", err.Error())
+			return &Failed{Write: name, Err: err}
+		}
+	}
+	return nil
+}
+
+func do(ctx context.Context, c client.Client, w Write) (bool, error) {
+	switch w.Verb {
+	case Create:
+		err := c.Create(ctx, w.Object)
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		return err == nil, err
+	case Update:
+		if w.Current != nil && equality.Semantic.DeepEqual(w.Current, w.Object) {
+			return false, nil
+		}
+		return true, c.Update(ctx, w.Object)
+	case Patch:
+		if w.Current == nil {
+			return false, errors.New("a patch needs the object as read")
+		}
+		if equality.Semantic.DeepEqual(w.Current, w.Object) {
+			return false, nil
+		}
+		var p client.Patch = client.MergeFrom(w.Current)
+		if w.Lock {
+			p = client.MergeFromWithOptions(w.Current, client.MergeFromWithOptimisticLock{})
+		}
+		err := c.Patch(ctx, w.Object, p)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	case Delete:
+		err := c.Delete(ctx, w.Object, w.DeleteOptions...)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	return false, fmt.Errorf("unknown verb %q", w.Verb)
+}
+
+// Describe names a write as the log and the status show it: "create Job tenant-a/run-0".
+func Describe(c client.Client, verb Verb, obj client.Object) string {
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	if kind == "" {
+		if gvk, err := apiutil.GVKForObject(obj, c.Scheme()); err == nil {
+			kind = gvk.Kind
+		}
+	}
+	key := obj.GetName()
+	if ns := obj.GetNamespace(); ns != "" {
+		key = ns + "/" + key
+	}
+	return fmt.Sprintf("%s %s %s", verb, kind, key)
+}

@@ -1,0 +1,109 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+func configMap(name, value string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Data: map[string]string{"k": value}}
+}
+
+// Apply's sequencing: the writes in order, nothing sent for a write that changes nothing, a stop at the first
+// failure that names the write. The client is controller-runtime's in-memory one, refusing one name as an API
+// server's validation would; the controllers' integration tests run the same code against a real API server.
+func TestApply(t *testing.T) {
+	ctx := context.Background()
+	var sent []string
+	refuse := func(obj client.Object) error {
+		sent = append(sent, obj.GetName())
+		if obj.GetName() == "refused" {
+			return apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "refused", field.ErrorList{field.Invalid(field.NewPath("data"), "x", "not allowed")})
+		}
+		return nil
+	}
+	existing := configMap("same", "1")
+	changed := configMap("changed", "1")
+	c := fake.NewClientBuilder().WithObjects(existing.DeepCopy(), changed.DeepCopy(), configMap("old", "1")).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if err := refuse(obj); err != nil {
+				return err
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			_ = refuse(obj)
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			_ = refuse(obj)
+			return c.Patch(ctx, obj, p, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			_ = refuse(obj)
+			return c.Delete(ctx, obj, opts...)
+		},
+	}).Build()
+	read := func(name string) *corev1.ConfigMap {
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: name}, cm); err != nil {
+			t.Fatal(err)
+		}
+		return cm
+	}
+	same, updated := read("same"), read("changed")
+	want := updated.DeepCopy()
+	want.Data["k"] = "2"
+	plan := Plan{
+		{Verb: Create, Object: configMap("new", "1")},
+		{Verb: Create, Object: configMap("same", "other")}, // exists: counted as created, not changed
+		{Verb: Update, Object: same.DeepCopy(), Current: same},
+		{Verb: Patch, Object: want, Current: updated, Lock: true},
+		{Verb: Delete, Object: configMap("old", "")},
+		{Verb: Delete, Object: configMap("gone", "")},
+		{Verb: Create, Object: configMap("refused", "1")},
+		{Verb: Create, Object: configMap("after", "1")},
+	}
+	err := Apply(ctx, c, plan)
+	var failed *Failed
+	if !errors.As(err, &failed) || failed.Write != "create ConfigMap ns/refused" || !Refused(err) {
+		t.Fatalf("Apply = %v, want the refused create named", err)
+	}
+	if diff := cmp.Diff([]string{"new", "same", "changed", "old", "gone", "refused"}, sent); diff != "" {
+		t.Errorf("writes sent (-want +got):\n%s", diff)
+	}
+	if read("changed").Data["k"] != "2" || read("same").Data["k"] != "1" {
+		t.Errorf("patched %v, kept %v", read("changed").Data, read("same").Data)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "after"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a write after the failure was made: %v", err)
+	}
+}
+
+func TestConditionEvents(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: typ + " " + reason}
+	}
+	before := []metav1.Condition{cond("Ready", metav1.ConditionTrue, "Bound"), cond("Verified", metav1.ConditionFalse, "Running")}
+	after := []metav1.Condition{cond("Ready", metav1.ConditionTrue, "Bound"), cond("Verified", metav1.ConditionFalse, "Mismatch"), cond("InUse", metav1.ConditionTrue, "Mounted")}
+	warn := func(c metav1.Condition) bool { return c.Status == metav1.ConditionFalse }
+	got := ConditionEvents(before, after, warn)
+	want := []Event{{Warning: true, Reason: "Mismatch", Action: "Verified", Message: "Verified Mismatch"}, {Reason: "Mounted", Action: "InUse", Message: "InUse Mounted"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("all types (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[1:], ConditionEvents(before, after, warn, "Ready", "InUse")); diff != "" {
+		t.Errorf("chosen types (-want +got):\n%s", diff)
+	}
+}

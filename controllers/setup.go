@@ -20,6 +20,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
@@ -83,7 +84,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 // the operator manages, and nodes to GPU nodes (those with GPU Feature Discovery's product label).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{aifv1.ManagedByLabel: aifv1.ManagedByValue})
-	gpuNodes, err := labels.Parse(gpuclass.ProductLabel)
+	gpuNodes, err := labels.Parse(classes.ProductLabel)
 	utilruntime.Must(err)
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&kueuev1beta2.ClusterQueue{}:    {Label: managed},

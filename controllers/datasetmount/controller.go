@@ -29,10 +29,12 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 )
 
 // Reconciler binds a DatasetMount's folder as a PersistentVolume and claim, verifies it, and protects it while
@@ -88,7 +90,7 @@ func (o *observed) granted(dsm *aifv1.DatasetMount) bool {
 
 // unsafe reports whether the path crosses a symbolic link or a file.
 func (o *observed) unsafe() bool {
-	return PathUnsafe(o.pathErr)
+	return datasets.PathUnsafe(o.pathErr)
 }
 
 func (o *observed) tenantChanged(dsm *aifv1.DatasetMount) bool {
@@ -168,8 +170,8 @@ func requeue(dsm *aifv1.DatasetMount, obs *observed) ctrl.Result {
 }
 
 func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs []aifv1.TrainingJob) (*observed, error) {
-	obs := &observed{users: unfinished(jobs), running: running(jobs), fs: filesystem(r.Config, dsm.Spec.Filesystem), now: r.now()}
-	tenant, err := TenantOf(ctx, r.Client, dsm.Namespace)
+	obs := &observed{users: unfinished(jobs), running: running(jobs), fs: datasets.Filesystem(r.Config, dsm.Spec.Filesystem), now: r.now()}
+	tenant, err := tenancy.Of(ctx, r.Client, dsm.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +189,7 @@ func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs 
 		obs.unlabelled = ns.Labels[aifv1.TenantLabel] != tenant.Name
 	}
 	if len(obs.invalid) == 0 && !obs.unlabelled {
-		obs.pathErr = CheckPath(r.Config, dsm)
+		obs.pathErr = datasets.CheckPath(r.Config, dsm)
 	}
 	return obs, nil
 }
@@ -431,11 +433,11 @@ func (r *Reconciler) ensureVerification(ctx context.Context, dsm *aifv1.DatasetM
 	if r.Config.Verification.Image == "" {
 		return verification{failure: noImage}, nil
 	}
-	classes, err := gpuclass.Known(ctx, r.Client)
+	classes, err := classes.Known(ctx, r.Client)
 	if err != nil {
 		return verification{}, err
 	}
-	want := VerificationJob(dsm, SubPath(dsm, obs.fs), &r.Config.Verification, classes)
+	want := VerificationJob(dsm, datasets.SubPath(dsm, obs.fs), &r.Config.Verification, classes)
 	job := &batchv1.Job{}
 	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: dsm.Namespace, Name: want.Name}, job); {
 	case apierrors.IsNotFound(err):

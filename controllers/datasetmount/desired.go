@@ -18,7 +18,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/names"
 )
 
@@ -42,15 +42,6 @@ func VolumeName(dsm *aifv1.DatasetMount) string {
 // ClaimName is the claim in the DatasetMount's namespace that pods mount.
 func ClaimName(dsm *aifv1.DatasetMount) string {
 	return names.Short("dataset-"+dsm.Name, 253)
-}
-
-// SubPath is the folder inside the volume that pods mount: the dataset path for filesystems mounted whole,
-// nothing otherwise.
-func SubPath(dsm *aifv1.DatasetMount, fs *configv1.Filesystem) string {
-	if fs.CSI != nil && fs.CSI.WholeFilesystem {
-		return strings.TrimPrefix(dsm.Spec.Path, "/")
-	}
-	return ""
 }
 
 func accessMode(a aifv1.Access) corev1.PersistentVolumeAccessMode {
@@ -170,7 +161,7 @@ func specHash(spec *corev1.PodSpec) string {
 // container's termination message. It passes the restricted Pod Security profile, runs as the configured user
 // and group, goes to the nodes where the filesystems are mounted (the configured selector, or the nodes of any
 // GPU class, tolerating their taints), and has a deadline.
-func VerificationJob(dsm *aifv1.DatasetMount, subPath string, cfg *configv1.Verification, classes map[string]gpuclass.Class) *batchv1.Job {
+func VerificationJob(dsm *aifv1.DatasetMount, subPath string, cfg *configv1.Verification, classes map[string]classes.Class) *batchv1.Job {
 	const mount = "/dataset"
 	uid, gid, deadline := configv1.DefaultVerificationUID, configv1.DefaultVerificationUID, configv1.DefaultVerificationDeadlineSeconds
 	if cfg.RunAsUser != nil {
@@ -231,7 +222,7 @@ func VerificationJob(dsm *aifv1.DatasetMount, subPath string, cfg *configv1.Veri
 // placeVerification sends verification pods where the filesystems are mounted: the configured node selector
 // and tolerations, or else the nodes of any GPU class (one node selector term per class) with the tolerations
 // of them all.
-func placeVerification(spec *corev1.PodSpec, cfg *configv1.Verification, classes map[string]gpuclass.Class) {
+func placeVerification(spec *corev1.PodSpec, cfg *configv1.Verification, classes map[string]classes.Class) {
 	spec.NodeSelector = maps.Clone(cfg.NodeSelector)
 	spec.Tolerations = slices.Clone(cfg.Tolerations)
 	if len(cfg.NodeSelector) > 0 && len(cfg.Tolerations) > 0 {

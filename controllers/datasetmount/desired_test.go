@@ -10,7 +10,8 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -90,11 +91,11 @@ func TestPersistentVolume(t *testing.T) {
 		pv.Spec.ClaimRef.Name != ClaimName(dsm) || pv.Spec.ClaimRef.Namespace != "medai-dev" {
 		t.Fatalf("volume: %+v", pv.Spec)
 	}
-	if SubPath(dsm, csi) != "" {
+	if datasets.SubPath(dsm, csi) != "" {
 		t.Fatal("a per-dataset handle needs no subPath")
 	}
 	csi.CSI.WholeFilesystem = true
-	if got := SubPath(dsm, csi); got != "medai/xray/v3" {
+	if got := datasets.SubPath(dsm, csi); got != "medai/xray/v3" {
 		t.Fatalf("whole-filesystem subPath = %q", got)
 	}
 
@@ -159,7 +160,7 @@ func TestReadOnlyVolumesCarryTheMountOption(t *testing.T) {
 func TestVerificationPlacement(t *testing.T) {
 	dsm := builders.DatasetMount("ns", "a", "/a").Verification(aifv1.VerificationContent).Obj()
 	gpu := configv1.DefaultGPUToleration()
-	classes := map[string]gpuclass.Class{
+	classes := map[string]classes.Class{
 		"h100": {Name: "h100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "H100"}, Tolerations: []corev1.Toleration{gpu}},
 		"a100": {Name: "a100", NodeLabels: map[string]string{"nvidia.com/gpu.product": "A100"}, Tolerations: []corev1.Toleration{gpu}},
 	}

@@ -18,6 +18,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 )
 
 // ClaimPrefix starts the name of every DatasetMount's claim. In tenant namespaces a claim with this prefix
@@ -109,7 +110,7 @@ func claimRefusal(pod *corev1.Pod, claim string, d *aifv1.DatasetMount, cfg *con
 		return fmt.Sprintf("claims named %s* belong to DatasetMounts, and no DatasetMount of namespace %s has claim %s", ClaimPrefix, pod.Namespace, claim)
 	case d.DeletionTimestamp != nil:
 		return fmt.Sprintf("DatasetMount %s is being deleted", d.Name)
-	case Revoked(d):
+	case datasets.Revoked(d):
 		return fmt.Sprintf("DatasetMount %s may not be used: %s", d.Name, readyMessage(d))
 	}
 	if err := checkPathWithin(cfg, d, pathTimeout); err != nil {
@@ -124,23 +125,13 @@ const pathTimeout = 3 * time.Second
 
 func checkPathWithin(cfg *configv1.Configuration, d *aifv1.DatasetMount, within time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- CheckPath(cfg, d) }()
+	go func() { done <- datasets.CheckPath(cfg, d) }()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(within):
 		return fmt.Errorf("the filesystem did not answer within %s", within)
 	}
-}
-
-// FSGroupConflict says why a pod with fsGroup may not mount the DatasetMount (its claim is a whole filesystem,
-// whose group the kubelet would change); empty when it may.
-func FSGroupConflict(d *aifv1.DatasetMount, cfg *configv1.Configuration) string {
-	if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil && SubPath(d, fs) != "" {
-		return fmt.Sprintf("DatasetMount %s is on filesystem %s, which is mounted whole; pods that mount it may not set fsGroup (the kubelet would change the group of the whole filesystem)",
-			d.Name, d.Spec.Filesystem)
-	}
-	return ""
 }
 
 // checkMounts checks the mounts of a dataset claim's volume: read-only for ReadOnly data, exactly the dataset's
@@ -150,10 +141,10 @@ func checkMounts(pod *corev1.Pod, vol *corev1.Volume, d *aifv1.DatasetMount, cfg
 	var errs field.ErrorList
 	claim := vol.PersistentVolumeClaim
 	subPath := ""
-	if fs := filesystem(cfg, d.Spec.Filesystem); fs != nil {
-		subPath = SubPath(d, fs)
+	if fs := datasets.Filesystem(cfg, d.Spec.Filesystem); fs != nil {
+		subPath = datasets.SubPath(d, fs)
 	}
-	if msg := FSGroupConflict(d, cfg); msg != "" && pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil {
+	if msg := datasets.FSGroupConflict(d, cfg); msg != "" && pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil {
 		errs = append(errs, field.Forbidden(field.NewPath("spec", "securityContext", "fsGroup"), msg))
 	}
 	readOnly := d.Spec.Access != aifv1.ReadWrite

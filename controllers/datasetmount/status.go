@@ -2,7 +2,6 @@ package datasetmount
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
@@ -21,7 +21,7 @@ func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountSta
 	st.ObservedGeneration = dsm.Generation
 	if obs.granted(dsm) {
 		st.VolumeName, st.ClaimName = VolumeName(dsm), ClaimName(dsm)
-		st.SubPath = SubPath(dsm, obs.fs)
+		st.SubPath = datasets.SubPath(dsm, obs.fs)
 		if st.Tenant == "" {
 			st.Tenant = obs.tenant
 		}
@@ -51,7 +51,7 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 	ready := apimeta.FindStatusCondition(conds, aifv1.ConditionReady)
 	verified := apimeta.FindStatusCondition(conds, aifv1.ConditionVerified)
 	switch {
-	case slices.Contains(revokedReasons, ready.Reason), ready.Reason == aifv1.ReasonClaimConflict:
+	case datasets.RevokedReason(ready.Reason), ready.Reason == aifv1.ReasonClaimConflict:
 		return progress.Stuck, *ready
 	case verified != nil && verified.Reason == aifv1.ReasonVerificationFailed:
 		return progress.Stuck, *verified
@@ -64,17 +64,6 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 		return progress.Working, *verified
 	}
 	return progress.Done, *ready
-}
-
-// revokedReasons are the Ready reasons of a DatasetMount that the tenant may not use: it gets no volume, and
-// loses the one it had once no running run uses it.
-var revokedReasons = []string{aifv1.ReasonNoTenant, aifv1.ReasonFilesystemUnknown, aifv1.ReasonNotPermitted,
-	aifv1.ReasonTenantChanged, aifv1.ReasonPathUnsafe}
-
-// Revoked reports whether a DatasetMount's status says the tenant may not use it.
-func Revoked(dsm *aifv1.DatasetMount) bool {
-	c := apimeta.FindStatusCondition(dsm.Status.Conditions, aifv1.ConditionReady)
-	return c != nil && slices.Contains(revokedReasons, c.Reason)
 }
 
 func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {

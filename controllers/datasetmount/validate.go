@@ -2,7 +2,6 @@ package datasetmount
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,8 +14,8 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/index"
-	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
 
@@ -33,7 +32,7 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 			fmt.Sprintf("namespace %s belongs to no TenantQuota; datasets can only be declared in a tenant's namespaces", dsm.Namespace))}
 	}
 	var errs field.ErrorList
-	fs := filesystem(cfg, dsm.Spec.Filesystem)
+	fs := datasets.Filesystem(cfg, dsm.Spec.Filesystem)
 	if fs == nil {
 		errs = append(errs, field.NotSupported(spec.Child("filesystem"), dsm.Spec.Filesystem, filesystemNames(cfg)))
 	}
@@ -133,26 +132,6 @@ func usesPath(c *configv1.CSIFilesystem) bool {
 	return false
 }
 
-func filesystem(cfg *configv1.Configuration, name string) *configv1.Filesystem {
-	for i := range cfg.Filesystems {
-		if cfg.Filesystems[i].Name == name {
-			return &cfg.Filesystems[i]
-		}
-	}
-	return nil
-}
-
-// CheckPath resolves the dataset's path on the operator's own mount of its filesystem without following
-// symbolic links (see safepath.Resolve). It returns nil for a filesystem that is not configured; validation
-// reports that.
-func CheckPath(cfg *configv1.Configuration, dsm *aifv1.DatasetMount) error {
-	fs := filesystem(cfg, dsm.Spec.Filesystem)
-	if fs == nil {
-		return nil
-	}
-	return safepath.Resolve(fs.OperatorMountPath, dsm.Spec.Path)
-}
-
 // Within reports whether the clean absolute path p is root or lies below it: /medai admits /medai/x but not
 // /medai-other.
 func Within(p, root string) bool {
@@ -196,23 +175,6 @@ func joinClasses(cs []aifv1.DataClassification) string {
 	return strings.Join(parts, ", ")
 }
 
-// TenantOf returns the TenantQuota that lists the namespace, nil if none does. When several do, the oldest
-// one owns it, as for the tenant's queues.
-func TenantOf(ctx context.Context, c client.Reader, namespace string) (*aifv1.TenantQuota, error) {
-	var list aifv1.TenantQuotaList
-	if err := c.List(ctx, &list, client.MatchingFields{index.TenantNamespace: namespace}); err != nil {
-		return nil, fmt.Errorf("finding the tenant of namespace %s: %w", namespace, err)
-	}
-	var owner *aifv1.TenantQuota
-	for i := range list.Items {
-		tq := &list.Items[i]
-		if tq.DeletionTimestamp == nil && (owner == nil || tenantquota.Older(tq, owner)) {
-			owner = tq
-		}
-	}
-	return owner, nil
-}
-
 // +kubebuilder:webhook:path=/validate-aifactory-eu-v1alpha1-datasetmount,mutating=false,failurePolicy=fail,sideEffects=None,groups=aifactory.eu,resources=datasetmounts,verbs=create;update,versions=v1alpha1,name=vdatasetmount.aifactory.eu,admissionReviewVersions=v1
 
 // Validator is the DatasetMount admission webhook.
@@ -234,23 +196,12 @@ func (v *Validator) ValidateCreate(ctx context.Context, dsm *aifv1.DatasetMount)
 		return nil, nil
 	case safepath.IsMissing(err):
 		return admission.Warnings{fmt.Sprintf("spec.path: %v; the DatasetMount becomes Ready once it exists", err)}, nil
-	case isPathError(err):
+	case datasets.IsPathError(err):
 		return nil, apierrors.NewInvalid(aifv1.GroupVersion.WithKind("DatasetMount").GroupKind(), dsm.Name,
 			field.ErrorList{field.Forbidden(field.NewPath("spec", "path"), fmt.Sprintf("%v: dataset paths are resolved without following symbolic links", err))})
 	default:
 		return admission.Warnings{fmt.Sprintf("spec.path: the operator cannot resolve it now: %v", err)}, nil
 	}
-}
-
-// PathUnsafe reports whether a CheckPath error says that the path crosses a symbolic link or a file, as
-// opposed to a path that does not exist (yet) or cannot be reached.
-func PathUnsafe(err error) bool {
-	return isPathError(err) && !safepath.IsMissing(err)
-}
-
-func isPathError(err error) bool {
-	var e *safepath.Error
-	return errors.As(err, &e)
 }
 
 // ValidateUpdate checks a DatasetMount whose spec changed; the schema already keeps filesystem, path and access
@@ -269,7 +220,7 @@ func (v *Validator) ValidateDelete(context.Context, *aifv1.DatasetMount) (admiss
 }
 
 func (v *Validator) validate(ctx context.Context, dsm *aifv1.DatasetMount) error {
-	tenant, err := TenantOf(ctx, v.Reader, dsm.Namespace)
+	tenant, err := tenancy.Of(ctx, v.Reader, dsm.Namespace)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}

@@ -1,3 +1,4 @@
+// Package gpuclass keeps one Kueue ResourceFlavor per GPU class (see package classes).
 package gpuclass
 
 import (
@@ -23,6 +24,7 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 )
 
 // singleton is the one request this controller handles: the whole set of classes is reconciled at once.
@@ -85,15 +87,15 @@ func Decide(cfg *configv1.Configuration, obs Observed) apply.Plan {
 		existing[obs.Flavors[i].Name] = &obs.Flavors[i]
 	}
 	var plan apply.Plan
-	for _, c := range Desired(cfg, obs.Nodes) {
+	for _, c := range classes.Desired(cfg, obs.Nodes) {
 		rf, ok := existing[c.Name]
 		delete(existing, c.Name)
 		if !ok {
-			plan = append(plan, apply.Write{Verb: apply.Create, Object: Flavor(c), Why: "GPU class " + c.Name})
+			plan = append(plan, apply.Write{Verb: apply.Create, Object: classes.Flavor(c), Why: "GPU class " + c.Name})
 			continue
 		}
 		updated := rf.DeepCopy()
-		ApplyFlavor(updated, c)
+		classes.ApplyFlavor(updated, c)
 		if !equality.Semantic.DeepEqual(rf, updated) {
 			plan = append(plan, apply.Write{Verb: apply.Update, Object: updated, Current: rf, Why: "GPU class " + c.Name + " changed"})
 		}

@@ -10,20 +10,21 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 )
 
 // The plan of a pass, as data: which writes, in which order.
 func TestDecide(t *testing.T) {
 	cfg := &configv1.Configuration{GPUClasses: []configv1.GPUClass{
-		{Name: "h100", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{ProductLabel: "NVIDIA-H100-80GB-HBM3"}, PowerWatts: 700},
-		{Name: "a100", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{ProductLabel: "NVIDIA-A100-SXM4-80GB"}, PowerWatts: 400},
+		{Name: "h100", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{classes.ProductLabel: "NVIDIA-H100-80GB-HBM3"}, PowerWatts: 700},
+		{Name: "a100", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{classes.ProductLabel: "NVIDIA-A100-SXM4-80GB"}, PowerWatts: 400},
 	}}
-	classes := FromConfig(cfg)
-	current := func(c Class) kueue.ResourceFlavor { return *Flavor(c) }
-	changed := current(classes[1])
-	changed.Spec.NodeLabels = map[string]string{ProductLabel: "NVIDIA-A100-PCIE-40GB"}
+	known := classes.FromConfig(cfg)
+	current := func(c classes.Class) kueue.ResourceFlavor { return *classes.Flavor(c) }
+	changed := current(known[1])
+	changed.Spec.NodeLabels = map[string]string{classes.ProductLabel: "NVIDIA-A100-PCIE-40GB"}
 	stale := func(name string) kueue.ResourceFlavor {
-		return current(Class{Name: name, Resource: "nvidia.com/gpu", NodeLabels: map[string]string{ProductLabel: name}})
+		return current(classes.Class{Name: name, Resource: "nvidia.com/gpu", NodeLabels: map[string]string{classes.ProductLabel: name}})
 	}
 	going := stale("v100")
 	going.DeletionTimestamp = &metav1.Time{Time: time.Now()}
@@ -40,12 +41,12 @@ func TestDecide(t *testing.T) {
 		want []step
 	}{
 		{"first pass: every class created, in order", Observed{}, []step{{apply.Create, "h100"}, {apply.Create, "a100"}}},
-		{"all up to date: no write", Observed{Flavors: []kueue.ResourceFlavor{current(classes[0]), current(classes[1])}}, nil},
-		{"a changed class is updated", Observed{Flavors: []kueue.ResourceFlavor{current(classes[0]), changed}}, []step{{apply.Update, "a100"}}},
+		{"all up to date: no write", Observed{Flavors: []kueue.ResourceFlavor{current(known[0]), current(known[1])}}, nil},
+		{"a changed class is updated", Observed{Flavors: []kueue.ResourceFlavor{current(known[0]), changed}}, []step{{apply.Update, "a100"}}},
 		{
 			"classes gone are deleted by name, after the creations, unless a queue names them or they are going",
 			Observed{
-				Flavors:       []kueue.ResourceFlavor{stale("t4"), going, stale("l40s"), stale("b200"), current(classes[1])},
+				Flavors:       []kueue.ResourceFlavor{stale("t4"), going, stale("l40s"), stale("b200"), current(known[1])},
 				ClusterQueues: []kueue.ClusterQueue{queue},
 			},
 			[]step{{apply.Create, "h100"}, {apply.Delete, "b200"}, {apply.Delete, "t4"}},
@@ -61,5 +62,12 @@ func TestDecide(t *testing.T) {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestFlavorsInUse(t *testing.T) {
+	cqs := []kueue.ClusterQueue{{Spec: kueue.ClusterQueueSpec{ResourceGroups: []kueue.ResourceGroup{{Flavors: []kueue.FlavorQuotas{{Name: "a"}, {Name: "b"}}}}}}}
+	if diff := cmp.Diff(map[string]bool{"a": true, "b": true}, FlavorsInUse(cqs)); diff != "" {
+		t.Fatal(diff)
 	}
 }

@@ -26,8 +26,8 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
@@ -226,7 +226,7 @@ func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
 func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
 	obs := &Observed{Existing: map[string]bool{}, Present: map[string]bool{}, NamespaceLabels: map[string]map[string]string{}, LocalQueues: map[string]*kueue.LocalQueue{}}
 	var err error
-	if obs.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
+	if obs.Classes, err = classes.Known(ctx, r.Client); err != nil {
 		return nil, err
 	}
 	var tenants aifv1.TenantQuotaList

@@ -10,7 +10,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 )
 
 // NamespaceNameLabel is set by the API server on every namespace to its name.
@@ -34,7 +34,7 @@ func ClusterQueueName(tenant string) string { return "tenant-" + tenant }
 // or that the operator does not manage as they are. classes are the known GPU classes by name; namespaces are
 // the tenant's namespaces that its ClusterQueue admits from; stop is the stop policy (budget or deletion);
 // budgeted adds the budget AdmissionCheck (other checks a platform team added stay).
-func ApplyClusterQueue(cq *kueue.ClusterQueue, tq *aifv1.TenantQuota, classes map[string]gpuclass.Class, namespaces []string, stop kueue.StopPolicy, budgeted bool) {
+func ApplyClusterQueue(cq *kueue.ClusterQueue, tq *aifv1.TenantQuota, classes map[string]classes.Class, namespaces []string, stop kueue.StopPolicy, budgeted bool) {
 	cq.Name = ClusterQueueName(tq.Name)
 	cq.Labels = withManagedLabels(cq.Labels, tq.Name)
 	cq.OwnerReferences = []metav1.OwnerReference{ownerRef(tq)}
@@ -77,7 +77,7 @@ func withBudgetCheck(s *kueue.AdmissionChecksStrategy, budgeted bool) *kueue.Adm
 // resourceGroups puts every GPU resource of the tenant's known classes and the unmetered resources in one
 // group, so that Kueue assigns all of a pod's resources from the same flavor (one flavor per class). A class
 // offers its own resource at the tenant's quota and the other classes' resources at zero.
-func resourceGroups(gpus []aifv1.GPUQuota, classes map[string]gpuclass.Class) []kueue.ResourceGroup {
+func resourceGroups(gpus []aifv1.GPUQuota, classes map[string]classes.Class) []kueue.ResourceGroup {
 	var known []aifv1.GPUQuota
 	gpuResources := map[corev1.ResourceName]bool{}
 	for _, g := range gpus {

@@ -12,11 +12,11 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
-var classes = map[string]gpuclass.Class{
+var testClasses = map[string]classes.Class{
 	builders.GPUClassH100: {Name: builders.GPUClassH100, Resource: "nvidia.com/gpu"},
 	builders.GPUClassMIG:  {Name: builders.GPUClassMIG, Resource: builders.MIGResource},
 }
@@ -91,7 +91,7 @@ func TestApplyClusterQueue(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cq := &kueue.ClusterQueue{}
-			ApplyClusterQueue(cq, tc.tq, classes, tc.namespaces, tc.stop, tc.tq.Spec.Budget != nil)
+			ApplyClusterQueue(cq, tc.tq, testClasses, tc.namespaces, tc.stop, tc.tq.Spec.Budget != nil)
 			if diff := cmp.Diff(tc.want, cq.Spec); diff != "" {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
@@ -110,12 +110,12 @@ func TestApplyClusterQueueKeepsFieldsItDoesNotManage(t *testing.T) {
 		QueueingStrategy: kueue.BestEffortFIFO,
 		Preemption:       &kueue.ClusterQueuePreemption{BorrowWithinCohort: &kueue.BorrowWithinCohort{Policy: kueue.BorrowWithinCohortPolicyNever}},
 	}}
-	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), testClasses, []string{"medai"}, kueue.None, false)
 	if cq.Spec.QueueingStrategy != kueue.BestEffortFIFO || cq.Spec.Preemption.BorrowWithinCohort == nil {
 		t.Fatalf("server-defaulted fields were dropped: %+v", cq.Spec)
 	}
 	before := cq.DeepCopy()
-	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), testClasses, []string{"medai"}, kueue.None, false)
 	if diff := cmp.Diff(before, cq); diff != "" {
 		t.Fatalf("a second apply changed the object:\n%s", diff)
 	}
@@ -126,21 +126,21 @@ func TestBudgetCheckOnTheClusterQueue(t *testing.T) {
 	other := kueue.AdmissionCheckStrategyRule{Name: "provisioning", OnFlavors: []kueue.ResourceFlavorReference{"h100-80gb"}}
 	cq := &kueue.ClusterQueue{Spec: kueue.ClusterQueueSpec{AdmissionChecksStrategy: &kueue.AdmissionChecksStrategy{AdmissionChecks: []kueue.AdmissionCheckStrategyRule{other}}}}
 	budgeted := builders.TenantQuota("medai").Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj()
-	ApplyClusterQueue(cq, budgeted, classes, []string{"medai"}, kueue.None, true)
+	ApplyClusterQueue(cq, budgeted, testClasses, []string{"medai"}, kueue.None, true)
 	want := []kueue.AdmissionCheckStrategyRule{other, {Name: aifv1.BudgetCheckName}}
 	if diff := cmp.Diff(want, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
 		t.Fatalf("with a budget (-want +got):\n%s", diff)
 	}
-	ApplyClusterQueue(cq, budgeted, classes, []string{"medai"}, kueue.None, true)
+	ApplyClusterQueue(cq, budgeted, testClasses, []string{"medai"}, kueue.None, true)
 	if diff := cmp.Diff(want, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
 		t.Fatalf("a second apply (-want +got):\n%s", diff)
 	}
-	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	ApplyClusterQueue(cq, builders.TenantQuota("medai").Obj(), testClasses, []string{"medai"}, kueue.None, false)
 	if diff := cmp.Diff([]kueue.AdmissionCheckStrategyRule{other}, cq.Spec.AdmissionChecksStrategy.AdmissionChecks); diff != "" {
 		t.Fatalf("without a budget (-want +got):\n%s", diff)
 	}
 	fresh := &kueue.ClusterQueue{}
-	ApplyClusterQueue(fresh, builders.TenantQuota("medai").Obj(), classes, []string{"medai"}, kueue.None, false)
+	ApplyClusterQueue(fresh, builders.TenantQuota("medai").Obj(), testClasses, []string{"medai"}, kueue.None, false)
 	if fresh.Spec.AdmissionChecksStrategy != nil {
 		t.Fatalf("a tenant without a budget got admission checks: %+v", fresh.Spec.AdmissionChecksStrategy)
 	}

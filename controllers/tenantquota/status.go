@@ -15,8 +15,9 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 )
 
 // Observed is what one pass read of a tenant's world.
@@ -35,7 +36,7 @@ type Observed struct {
 	// Conflicts maps a namespace of the tenant to the older TenantQuota that already has it.
 	Conflicts map[string]string
 	// Classes are the known GPU classes by name.
-	Classes map[string]gpuclass.Class
+	Classes map[string]classes.Class
 	// ClusterQueue is the tenant's ClusterQueue, nil until created.
 	ClusterQueue *kueue.ClusterQueue
 	// LocalQueues are the tenant's LocalQueues by namespace.
@@ -102,7 +103,7 @@ func (o *Observed) Draining(tq *aifv1.TenantQuota) map[string]int32 {
 func Conflicts(tq *aifv1.TenantQuota, all []aifv1.TenantQuota) map[string]string {
 	out := map[string]string{}
 	for _, other := range all {
-		if other.Name == tq.Name || !Older(&other, tq) {
+		if other.Name == tq.Name || !tenancy.Older(&other, tq) {
 			continue
 		}
 		for _, ns := range other.Spec.Namespaces {
@@ -114,14 +115,6 @@ func Conflicts(tq *aifv1.TenantQuota, all []aifv1.TenantQuota) map[string]string
 		}
 	}
 	return out
-}
-
-// Older orders tenants by creation time, then name: of two tenants listing one namespace, the older owns it.
-func Older(a, b *aifv1.TenantQuota) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // StopPolicy is the ClusterQueue stop policy: Hold while the tenant is deleted, the budget's policy while it

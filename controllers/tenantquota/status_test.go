@@ -37,7 +37,7 @@ func TestComputeStatus(t *testing.T) {
 	obs := func(mut func(o *Observed)) *Observed {
 		o := &Observed{
 			Existing:     map[string]bool{"medai-dev": true, "medai-prod": true},
-			Classes:      classes,
+			Classes:      testClasses,
 			ClusterQueue: activeCQ(1),
 			LocalQueues:  map[string]*kueue.LocalQueue{"medai-dev": {ObjectMeta: metav1.ObjectMeta{Name: "default"}}, "medai-prod": {ObjectMeta: metav1.ObjectMeta{Name: "default"}}},
 		}

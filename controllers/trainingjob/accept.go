@@ -9,8 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 )
 
@@ -21,7 +21,7 @@ type Surroundings struct {
 	// QueueExists is true when spec.queueName names a LocalQueue of the namespace.
 	QueueExists bool
 	// Classes are the known GPU classes by name.
-	Classes map[string]gpuclass.Class
+	Classes map[string]classes.Class
 	// DatasetMounts are the namespace's DatasetMounts that the job names, by name.
 	DatasetMounts map[string]*aifv1.DatasetMount
 }
@@ -58,7 +58,7 @@ func Accept(tj *aifv1.TrainingJob, s Surroundings) Verdict {
 	}
 	var waiting, revoked []string
 	for _, name := range index.DatasetsOf(tj) {
-		if d := s.DatasetMounts[name]; d != nil && datasetmount.Revoked(d) {
+		if d := s.DatasetMounts[name]; d != nil && datasets.Revoked(d) {
 			revoked = append(revoked, datasetProblem(d, name))
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -29,7 +29,7 @@ func TestAccept(t *testing.T) {
 	xrayRevoked := withConditions(builders.DatasetMount("ns", "xray", "/medai/xray").Obj(), notPermitted)
 	ckptRevoked := withConditions(builders.DatasetMount("ns", "ckpt", "/medai/ckpt").Access(aifv1.ReadWrite).Obj(), metav1.Condition{
 		Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonTenantChanged, Message: "moved"})
-	classes := map[string]gpuclass.Class{builders.GPUClassH100: {Name: builders.GPUClassH100, Resource: "nvidia.com/gpu"}}
+	classes := map[string]classes.Class{builders.GPUClassH100: {Name: builders.GPUClassH100, Resource: "nvidia.com/gpu"}}
 	base := func(dsms ...*aifv1.DatasetMount) Surroundings {
 		s := Surroundings{Tenant: builders.TenantQuota("medai").Obj(), QueueExists: true, Classes: classes, DatasetMounts: map[string]*aifv1.DatasetMount{}}
 		for _, d := range dsms {

@@ -29,10 +29,11 @@ import (
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
-	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 )
 
 // Reconciler runs a TrainingJob as a suspended Indexed Job that Kueue admits, and mirrors its state.
@@ -301,7 +302,7 @@ func (r *Reconciler) announce(tj *aifv1.TrainingJob, old *aifv1.TrainingJobStatu
 func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (Surroundings, error) {
 	s := Surroundings{DatasetMounts: map[string]*aifv1.DatasetMount{}}
 	var err error
-	if s.Tenant, err = datasetmount.TenantOf(ctx, r.Client, tj.Namespace); err != nil {
+	if s.Tenant, err = tenancy.Of(ctx, r.Client, tj.Namespace); err != nil {
 		return s, err
 	}
 	lq := &kueue.LocalQueue{}
@@ -311,7 +312,7 @@ func (r *Reconciler) surroundings(ctx context.Context, tj *aifv1.TrainingJob) (S
 	case !apierrors.IsNotFound(err):
 		return s, fmt.Errorf("reading local queue: %w", err)
 	}
-	if s.Classes, err = gpuclass.Known(ctx, r.Client); err != nil {
+	if s.Classes, err = classes.Known(ctx, r.Client); err != nil {
 		return s, err
 	}
 	for _, name := range index.DatasetsOf(tj) {
@@ -334,12 +335,12 @@ func (r *Reconciler) pathsResolve(tj *aifv1.TrainingJob, dsms map[string]*aifv1.
 	fsGroup := tj.Spec.Template.Spec.SecurityContext != nil && tj.Spec.Template.Spec.SecurityContext.FSGroup != nil
 	for _, name := range index.DatasetsOf(tj) {
 		if d := dsms[name]; d != nil {
-			if msg := datasetmount.FSGroupConflict(d, r.Config); fsGroup && msg != "" {
+			if msg := datasets.FSGroupConflict(d, r.Config); fsGroup && msg != "" {
 				return refuse(aifv1.ReasonDatasetNotReady, "spec.template.spec.securityContext.fsGroup: %s", msg)
 			}
-			if err := datasetmount.CheckPath(r.Config, d); err != nil {
+			if err := datasets.CheckPath(r.Config, d); err != nil {
 				reason := aifv1.ReasonDatasetNotReady
-				if datasetmount.PathUnsafe(err) {
+				if datasets.PathUnsafe(err) {
 					reason = aifv1.ReasonDatasetRevoked
 				}
 				return refuse(reason, "DatasetMount %s: spec.path: %v (resolved again before each attempt, without following symbolic links)", name, err)

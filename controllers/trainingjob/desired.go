@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/names"
 )
 
@@ -45,7 +45,7 @@ type Input struct {
 	// Restarts is the number of restarts after worker failures so far; workers read it as
 	// AIFACTORY_RESTART_COUNT.
 	Restarts int32
-	Class    *gpuclass.Class // the pinned GPU class, if the job pins one
+	Class    *classes.Class // the pinned GPU class, if the job pins one
 	Datasets []Mount
 	// Checkpoint is the read-write checkpoint mount, if any.
 	Checkpoint *Mount

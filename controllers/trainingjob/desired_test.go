@@ -10,7 +10,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -27,7 +27,7 @@ func env(c corev1.Container) map[string]string {
 }
 
 func TestJob(t *testing.T) {
-	h100 := &gpuclass.Class{Name: "h100-80gb", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{"nvidia.com/gpu.product": "H100"},
+	h100 := &classes.Class{Name: "h100-80gb", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{"nvidia.com/gpu.product": "H100"},
 		Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}}
 	xray := Mount{Name: "xray", ClaimName: "dataset-xray", SubPath: "medai/xray", MountPath: "/data/xray", ReadOnly: true}
 	ckpt := &Mount{Name: "ckpt", ClaimName: "dataset-ckpt", MountPath: "/ckpt"}
@@ -100,7 +100,7 @@ func TestJob(t *testing.T) {
 	}, {
 		name: "two MIG nodes pinned to the MIG class",
 		tj:   builders.TrainingJob("medai-dev", "mig").Shape(2, 7).GPUClass(builders.GPUClassMIG).GPUResource(builders.MIGResource).Obj(),
-		in: Input{Class: &gpuclass.Class{Name: builders.GPUClassMIG, Resource: builders.MIGResource,
+		in: Input{Class: &classes.Class{Name: builders.GPUClassMIG, Resource: builders.MIGResource,
 			NodeLabels: map[string]string{"nvidia.com/mig.config": "all-1g.10gb"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}}},
 		check: func(t *testing.T, s corev1.PodSpec, e map[string]string) {
 			if s.NodeSelector["nvidia.com/mig.config"] != "all-1g.10gb" || len(s.Tolerations) != 1 || e["WORLD_SIZE"] != "14" {

@@ -17,7 +17,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
 )
 
@@ -42,14 +42,14 @@ const datasetVolumePrefix = "dataset-"
 // IsGPUResource reports whether a resource name is a GPU or a slice of one: the resource of a known class, the
 // NVIDIA device plugin's GPUs (shared ones too) and MIG slices, or AMD's, Intel's and Habana's accelerators: the
 // same prefixes as the tenant pod admission policy (config/policy).
-func IsGPUResource(name corev1.ResourceName, classes map[string]gpuclass.Class) bool {
+func IsGPUResource(name corev1.ResourceName, known map[string]classes.Class) bool {
 	n := string(name)
 	switch {
-	case strings.HasPrefix(n, configv1.DefaultGPUResource), strings.HasPrefix(n, gpuclass.MIGResourcePrefix),
+	case strings.HasPrefix(n, configv1.DefaultGPUResource), strings.HasPrefix(n, classes.MIGResourcePrefix),
 		strings.HasPrefix(n, "amd.com/"), strings.HasPrefix(n, "gpu.intel.com/"), strings.HasPrefix(n, "habana.ai/"):
 		return true
 	}
-	for _, c := range classes {
+	for _, c := range known {
 		if c.Resource == name {
 			return true
 		}
@@ -61,9 +61,9 @@ func IsGPUResource(name corev1.ResourceName, classes map[string]gpuclass.Class) 
 // that the pod the operator builds from it passes Pod Security at the tenant's level. Each refusal names the
 // field and the rule. classes are the known GPU classes by name; tenant is nil for a namespace of no tenant,
 // which then gets the configuration's policy.
-func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *configv1.Configuration, classes map[string]gpuclass.Class) field.ErrorList {
+func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *configv1.Configuration, known map[string]classes.Class) field.ErrorList {
 	pol := podpolicy.For(cfg, tenant)
-	v := &validator{tj: tj, pol: pol, classes: classes, tenant: tenant}
+	v := &validator{tj: tj, pol: pol, classes: known, tenant: tenant}
 	ps := field.NewPath("spec", "template", "spec")
 	s := &tj.Spec.Template.Spec
 	v.metadata(field.NewPath("spec", "template", "metadata"), &tj.Spec.Template.ObjectMeta)
@@ -90,7 +90,7 @@ func ValidateTrainingJob(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota, cfg *
 type validator struct {
 	tj      *aifv1.TrainingJob
 	pol     podpolicy.Policy
-	classes map[string]gpuclass.Class
+	classes map[string]classes.Class
 	tenant  *aifv1.TenantQuota
 	errs    field.ErrorList
 }
@@ -242,7 +242,7 @@ func (v *validator) nodeTerm(p *field.Path, term corev1.NodeSelectorTerm, gpuLab
 	}
 }
 
-func (v *validator) pinnedClass() *gpuclass.Class {
+func (v *validator) pinnedClass() *classes.Class {
 	if c, ok := v.classes[v.tj.Spec.GPUClass]; ok && v.tj.Spec.GPUClass != "" {
 		return &c
 	}
@@ -307,7 +307,7 @@ func describeTolerations(ts []corev1.Toleration) string {
 
 // gpuLabelKeys are the node label keys that GPU classes select on.
 func (v *validator) gpuLabelKeys() map[string]bool {
-	out := map[string]bool{gpuclass.ProductLabel: true}
+	out := map[string]bool{classes.ProductLabel: true}
 	for _, c := range v.classes {
 		for k := range c.NodeLabels {
 			out[k] = true
@@ -504,7 +504,7 @@ func withoutCapabilities(tj *aifv1.TrainingJob, granted []string) *aifv1.Trainin
 
 // PodSecurityOf evaluates the worker pod that the operator builds for a run against a Pod Security level, as
 // the namespace's Pod Security admission will, and returns the checks it fails.
-func PodSecurityOf(tj *aifv1.TrainingJob, class *gpuclass.Class, level aifv1.PodSecurityLevel) ([]pspolicy.CheckResult, error) {
+func PodSecurityOf(tj *aifv1.TrainingJob, class *classes.Class, level aifv1.PodSecurityLevel) ([]pspolicy.CheckResult, error) {
 	ev, err := podSecurityEvaluator()
 	if err != nil {
 		return nil, fmt.Errorf("loading the Pod Security checks: %w", err)

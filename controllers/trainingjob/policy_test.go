@@ -10,14 +10,14 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
-func policyClasses() map[string]gpuclass.Class {
-	return map[string]gpuclass.Class{
-		"h100-80gb":       {Name: "h100-80gb", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{gpuclass.ProductLabel: "H100"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}},
-		"a100-mig-1g10gb": {Name: "a100-mig-1g10gb", Resource: "nvidia.com/mig-1g.10gb", NodeLabels: map[string]string{gpuclass.ProductLabel: "A100"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}},
+func policyClasses() map[string]classes.Class {
+	return map[string]classes.Class{
+		"h100-80gb":       {Name: "h100-80gb", Resource: "nvidia.com/gpu", NodeLabels: map[string]string{classes.ProductLabel: "H100"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}},
+		"a100-mig-1g10gb": {Name: "a100-mig-1g10gb", Resource: "nvidia.com/mig-1g.10gb", NodeLabels: map[string]string{classes.ProductLabel: "A100"}, Tolerations: []corev1.Toleration{configv1.DefaultGPUToleration()}},
 	}
 }
 
@@ -30,7 +30,7 @@ func restrictedConfig() *configv1.Configuration {
 // Every Job the operator builds from a template that passed the pod policy also passes Pod Security
 // "restricted", judged by the same library the API server's Pod Security admission runs.
 func TestBuiltJobsPassRestricted(t *testing.T) {
-	classes := policyClasses()
+	known := policyClasses()
 	cases := map[string]*aifv1.TrainingJob{
 		"bare template": builders.TrainingJob("medai", "plain").Obj(),
 		"pinned class, datasets and checkpoint": builders.TrainingJob("medai", "pinned").GPUClass("h100-80gb").Dataset("xray", "/data").
@@ -51,11 +51,11 @@ func TestBuiltJobsPassRestricted(t *testing.T) {
 	}
 	for name, tj := range cases {
 		t.Run(name, func(t *testing.T) {
-			if errs := ValidateTrainingJob(tj, nil, restrictedConfig(), classes); len(errs) > 0 {
+			if errs := ValidateTrainingJob(tj, nil, restrictedConfig(), known); len(errs) > 0 {
 				t.Fatalf("the template is refused: %v", errs)
 			}
-			var class *gpuclass.Class
-			if c, ok := classes[tj.Spec.GPUClass]; ok {
+			var class *classes.Class
+			if c, ok := known[tj.Spec.GPUClass]; ok {
 				class = &c
 			}
 			failed, err := PodSecurityOf(tj, class, aifv1.PodSecurityRestricted)
@@ -104,12 +104,12 @@ func TestTenantExceptions(t *testing.T) {
 }
 
 func TestIsGPUResource(t *testing.T) {
-	classes := policyClasses()
+	known := policyClasses()
 	for name, want := range map[corev1.ResourceName]bool{
 		"nvidia.com/gpu": true, "nvidia.com/gpu.shared": true, "nvidia.com/mig-3g.40gb": true, "amd.com/gpu": true,
 		"gpu.intel.com/i915": true, "habana.ai/gaudi": true, "amd.com/cpx_nps4": true, "cpu": false, "memory": false, "rdma/hca_shared_devices_a": false, "nvidia.com/hostdev": false,
 	} {
-		if got := IsGPUResource(name, classes); got != want {
+		if got := IsGPUResource(name, known); got != want {
 			t.Errorf("%s: got %t, want %t", name, got, want)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 )
@@ -42,7 +42,7 @@ type Observed struct {
 	// Hold is why the tenant admits no new work (its budget is spent); empty while it admits work.
 	Hold string
 	// Classes are the known GPU classes by name, for the energy estimate.
-	Classes map[string]gpuclass.Class
+	Classes map[string]classes.Class
 	// Bound is the run's bound on admitted time, summed over attempts (see RunBound); nil for none.
 	Bound *time.Duration
 	// Now is the time of the pass.
@@ -587,7 +587,7 @@ func reasonOr(ok bool, yes, no string) string {
 }
 
 // total sums the attempts' GPU-seconds, and estimates energy from each attempt's GPU class power.
-func total(st *aifv1.TrainingJobStatus, classes map[string]gpuclass.Class) {
+func total(st *aifv1.TrainingJobStatus, classes map[string]classes.Class) {
 	st.Usage.GPUSeconds, st.Usage.EnergyJoules = 0, 0
 	for _, a := range st.Usage.Attempts {
 		st.Usage.GPUSeconds += a.GPUSeconds

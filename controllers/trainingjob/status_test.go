@@ -16,7 +16,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -140,7 +140,7 @@ func TestStep(t *testing.T) {
 	bounded := base.DeepCopy()
 	bounded.Spec.MaxRunDuration = &metav1.Duration{Duration: time.Hour}
 	accepted := Verdict{Accepted: true, Reason: aifv1.ReasonAccepted, Message: "queued"}
-	classes := map[string]gpuclass.Class{"h100-80gb": {Name: "h100-80gb", PowerWatts: 700}}
+	classes := map[string]classes.Class{"h100-80gb": {Name: "h100-80gb", PowerWatts: 700}}
 	dsm := builders.DatasetMount("ns", "xray", "/medai/xray").Obj()
 	dsm.Spec.Version = "v3"
 	dsm.Status.Manifest = &aifv1.Manifest{Digest: "sha256:abc"}

@@ -11,9 +11,10 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
+	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
+	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 )
 
 // +kubebuilder:webhook:path=/validate-aifactory-eu-v1alpha1-trainingjob,mutating=false,failurePolicy=fail,sideEffects=None,groups=aifactory.eu,resources=trainingjobs,verbs=create;update,versions=v1alpha1,name=vtrainingjob.aifactory.eu,admissionReviewVersions=v1
@@ -46,19 +47,19 @@ func (v *Validator) ValidateDelete(context.Context, *aifv1.TrainingJob) (cradmis
 }
 
 func (v *Validator) validate(ctx context.Context, tj *aifv1.TrainingJob) error {
-	tenant, err := datasetmount.TenantOf(ctx, v.Reader, tj.Namespace)
+	tenant, err := tenancy.Of(ctx, v.Reader, tj.Namespace)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
 	// The configured classes are known from the start; discovered ones once their flavor exists.
-	classes, err := gpuclass.Known(ctx, v.Reader)
+	known, err := classes.Known(ctx, v.Reader)
 	if err != nil {
 		return apierrors.NewInternalError(err)
 	}
-	for _, c := range gpuclass.FromConfig(v.Config) {
-		classes[c.Name] = c
+	for _, c := range classes.FromConfig(v.Config) {
+		known[c.Name] = c
 	}
-	errs := ValidateTrainingJob(tj, tenant, v.Config, classes)
+	errs := ValidateTrainingJob(tj, tenant, v.Config, known)
 	if fsg, err := v.fsGroupOnWholeFilesystems(ctx, tj); err != nil {
 		return apierrors.NewInternalError(err)
 	} else if fsg != "" {
@@ -84,7 +85,7 @@ func (v *Validator) fsGroupOnWholeFilesystems(ctx context.Context, tj *aifv1.Tra
 		case err != nil:
 			return "", err
 		}
-		if msg := datasetmount.FSGroupConflict(d, v.Config); msg != "" {
+		if msg := datasets.FSGroupConflict(d, v.Config); msg != "" {
 			return msg, nil
 		}
 	}

@@ -15,7 +15,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
+	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
@@ -262,7 +262,7 @@ func TestGPUClassFlavors(t *testing.T) {
 	discovery.Discovery.Enabled = true
 	startOperator(t, discovery, newClock())
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "gpu-node-b200", Labels: map[string]string{
-		gpuclass.ProductLabel: "NVIDIA-B200", gpuclass.MemoryLabel: "183359"}}}
+		classes.ProductLabel: "NVIDIA-B200", classes.MemoryLabel: "183359"}}}
 	if err := c.Create(ctx, node); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestGPUClassFlavors(t *testing.T) {
 		for _, n := range []string{"nvidia-b200", "nvidia-b200-mig-1g-23gb"} {
 			rf := &kueue.ResourceFlavor{}
 			g.Expect(c.Get(ctx, client.ObjectKey{Name: n}, rf)).To(gomega.Succeed(), n)
-			g.Expect(rf.Spec.NodeLabels).To(gomega.HaveKeyWithValue(gpuclass.ProductLabel, "NVIDIA-B200"))
+			g.Expect(rf.Spec.NodeLabels).To(gomega.HaveKeyWithValue(classes.ProductLabel, "NVIDIA-B200"))
 		}
 	})
 	framework.Consistently(t, func(g gomega.Gomega) {

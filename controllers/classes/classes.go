@@ -1,6 +1,7 @@
-// Package gpuclass keeps one Kueue ResourceFlavor per GPU class: the classes of the operator configuration and,
-// when discovery is on, those found on nodes through GPU Feature Discovery labels and MIG resources.
-package gpuclass
+// Package classes holds the GPU classes the operator knows: those of its configuration and, when discovery is
+// on, those found on nodes through GPU Feature Discovery labels and MIG resources; how a class is kept as a Kueue
+// ResourceFlavor; and how the controllers read the classes back from the flavors.
+package classes
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package gpuclass
+package classes
 
 import (
 	"testing"
@@ -101,12 +101,5 @@ func TestFlavorRoundTrip(t *testing.T) {
 	}
 	if _, ok := FromFlavor(&kueue.ResourceFlavor{ObjectMeta: metav1.ObjectMeta{Name: "foreign"}}); ok {
 		t.Fatal("a flavor the operator does not manage was taken for a class")
-	}
-}
-
-func TestFlavorsInUse(t *testing.T) {
-	cqs := []kueue.ClusterQueue{{Spec: kueue.ClusterQueueSpec{ResourceGroups: []kueue.ResourceGroup{{Flavors: []kueue.FlavorQuotas{{Name: "a"}, {Name: "b"}}}}}}}
-	if diff := cmp.Diff(map[string]bool{"a": true, "b": true}, FlavorsInUse(cqs)); diff != "" {
-		t.Fatal(diff)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 )
 
 // grants remembers the budget checks this process turned Ready whose change the cache has not shown yet, so
@@ -90,10 +91,10 @@ func (r *Reconciler) ensureBudgetCheck(ctx context.Context, ac *kueue.AdmissionC
 	return nil
 }
 
-// setChecks writes the budget check of the workloads that Reserve judged: Ready for those granted, Pending with
+// setChecks writes the budget check of the workloads that accounting.Reserve judged: Ready for those granted, Pending with
 // the figures for those that wait (only when the message changed). The workloads' accounting is already durable
 // (prepareWorkloads ran first), so a granted workload's seconds reach the ledger whatever happens next.
-func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *Reservation, now time.Time, prepared map[types.UID]bool) error {
+func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *accounting.Reservation, now time.Time, prepared map[types.UID]bool) error {
 	granted := map[types.UID]bool{}
 	for _, uid := range res.Grant {
 		// A workload this pass has just prepared is granted by the next pass, on the cache that shows the
@@ -155,7 +156,7 @@ func (r *Reconciler) setCheck(ctx context.Context, wl *kueue.Workload, state kue
 // stopAtBound deactivates admitted workloads that reached their run bound and that Kueue does not stop by itself
 // (no max-exec-time label, or one beyond the tenant's maximum): their reservation is spent, and the budget is
 // only hard if every run ends at its bound.
-func (r *Reconciler) stopAtBound(ctx context.Context, wls []kueue.Workload, res *Reservation, bounds map[types.UID]int64) error {
+func (r *Reconciler) stopAtBound(ctx context.Context, wls []kueue.Workload, res *accounting.Reservation, bounds map[types.UID]int64) error {
 	stop := map[types.UID]bool{}
 	for _, uid := range res.Stop {
 		stop[uid] = true

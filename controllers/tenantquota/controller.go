@@ -25,22 +25,12 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
 	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
-)
-
-// Workload annotations and finalizers of the ledger.
-const (
-	// BaselineAnnotation records on a Kueue workload the GPU-seconds it had used before the current period.
-	BaselineAnnotation = "aifactory.eu/gpu-seconds-before-period"
-	// AccountingFinalizer keeps an admitted workload until its GPU-seconds are in the tenant's ledger.
-	AccountingFinalizer = "aifactory.eu/gpu-accounting"
-	// PastSecondsAnnotation records on a Kueue workload its admitted seconds before the admission that the
-	// budget check last granted (see PastSeconds).
-	PastSecondsAnnotation = "aifactory.eu/admitted-seconds-before"
 )
 
 // Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota,
@@ -100,14 +90,14 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now().UTC()
-	period := PeriodAt(budgetPeriod(tq), now)
+	period := accounting.PeriodAt(budgetPeriod(tq), now)
 	usage := r.usage(tq, obs)
-	acc := Book(LedgerFromStatus(tq.Status.Ledger), period, now, usage)
-	var verdict *Budget
-	var res *Reservation
+	acc := accounting.Book(LedgerFromStatus(tq.Status.Ledger), period, now, usage)
+	var verdict *accounting.Budget
+	var res *accounting.Reservation
 	if b := tq.Spec.Budget; b != nil {
-		verdict = ptr.To(Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
-		res = ptr.To(Reserve(b.GPUHours*3600, acc.UsedGPUSeconds, PeriodWord(b.Period), now, usage))
+		verdict = ptr.To(accounting.Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
+		res = ptr.To(accounting.Reserve(b.GPUHours*3600, acc.UsedGPUSeconds, accounting.PeriodWord(b.Period), now, usage))
 		if err := r.ensureBudgetCheck(ctx, obs.BudgetCheck); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -145,9 +135,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: requeueAfter(now, period, verdict, res, acc.RunningGPUs, reprobe)}, nil
 }
 
-// answerBudget writes the budget checks that Reserve decided and stops the runs that reached a bound only the
+// answerBudget writes the budget checks that accounting.Reserve decided and stops the runs that reached a bound only the
 // operator enforces. A tenant on its way out answers nothing: its queue is held.
-func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *Reservation, usage []WorkloadUsage, now time.Time, prepared map[types.UID]bool) error {
+func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *accounting.Reservation, usage []accounting.WorkloadUsage, now time.Time, prepared map[types.UID]bool) error {
 	if tq.DeletionTimestamp != nil || res == nil {
 		return nil
 	}
@@ -177,7 +167,7 @@ func (r *Reconciler) probe(ctx context.Context, tq *aifv1.TenantQuota, obs *Obse
 // requeueAfter is when the pass must run again without an event: at the end of the period, when running GPUs
 // would spend the rest of the budget, when a run reaches a bound that only the operator enforces, when the
 // gating probe is due, and every refreshEvery while work runs, so that the use in status is never older.
-func requeueAfter(now time.Time, p Period, verdict *Budget, res *Reservation, running int64, reprobe time.Duration) time.Duration {
+func requeueAfter(now time.Time, p accounting.Period, verdict *accounting.Budget, res *accounting.Reservation, running int64, reprobe time.Duration) time.Duration {
 	after := nextDeadline(now, p, verdict)
 	for _, d := range []time.Duration{reprobe, refreshIf(running > 0)} {
 		if d > 0 {
@@ -197,7 +187,7 @@ func refreshIf(running bool) time.Duration {
 	return 0
 }
 
-func boundsOf(usage []WorkloadUsage) map[types.UID]int64 {
+func boundsOf(usage []accounting.WorkloadUsage) map[types.UID]int64 {
 	out := make(map[types.UID]int64, len(usage))
 	for _, u := range usage {
 		out[u.UID] = u.Bound
@@ -207,7 +197,7 @@ func boundsOf(usage []WorkloadUsage) map[types.UID]int64 {
 
 // nextDeadline is when the ledger's verdict can next change by the passing of time alone: the end of the
 // period, or the moment the running GPUs spend the remaining budget.
-func nextDeadline(now time.Time, p Period, verdict *Budget) time.Duration {
+func nextDeadline(now time.Time, p accounting.Period, verdict *accounting.Budget) time.Duration {
 	d := p.End.Sub(now)
 	if verdict != nil && verdict.ExhaustedIn > 0 && verdict.ExhaustedIn < d {
 		d = verdict.ExhaustedIn
@@ -299,18 +289,18 @@ func (r *Reconciler) workloads(ctx context.Context, tq *aifv1.TenantQuota, obs *
 
 // usage reads what the ledger and the budget check need of each workload. Workloads of a namespace that left
 // the spec and has no work left depart: they are booked once, like deleted ones, and their LocalQueue goes.
-func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []WorkloadUsage {
+func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []accounting.WorkloadUsage {
 	gpuResources := map[corev1.ResourceName]bool{configv1.DefaultGPUResource: true}
 	for _, c := range obs.Classes {
 		gpuResources[c.Resource] = true
 	}
 	isGPU := func(r corev1.ResourceName) bool { return gpuResources[r] }
 	departing := obs.Departing(tq)
-	out := make([]WorkloadUsage, 0, len(obs.Workloads))
+	out := make([]accounting.WorkloadUsage, 0, len(obs.Workloads))
 	for i := range obs.Workloads {
 		wl := &obs.Workloads[i]
-		u := UsageOf(wl, isGPU)
-		u.Bound, u.BoundEnforced = RunBound(tq.Spec.Budget, wl.Spec.MaximumExecutionTimeSeconds)
+		u := accounting.UsageOf(wl, isGPU)
+		u.Bound, u.BoundEnforced = accounting.RunBound(tq.Spec.Budget, wl.Spec.MaximumExecutionTimeSeconds)
 		switch {
 		case u.Check == kueue.CheckStatePending && r.grants.pending(wl):
 			u.Check = kueue.CheckStateReady // granted by this process; the cache has yet to show it
@@ -427,27 +417,27 @@ func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()
 // on workloads that hold quota or have held GPUs, so that their seconds reach the ledger even if they are
 // deleted while the operator is down. A workload gets it while Kueue has reserved its quota, before the budget
 // check lets Kueue admit it.
-func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]Baseline, accounting bool) (map[types.UID]bool, error) {
+func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]accounting.Baseline, counting bool) (map[types.UID]bool, error) {
 	prepared := map[types.UID]bool{}
 	for i := range wls {
 		wl := &wls[i]
 		b, record := baselines[wl.UID]
 		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) ||
 			apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
-		addFinalizer := accounting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, AccountingFinalizer)
+		addFinalizer := counting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer)
 		past, recordPast := pastToRecord(wl)
 		if !record && !addFinalizer && !recordPast {
 			continue
 		}
 		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if record {
-			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, BaselineAnnotation, b.String())
+			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, accounting.BaselineAnnotation, b.String())
 		}
 		if recordPast {
-			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, PastSecondsAnnotation, past)
+			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, accounting.PastSecondsAnnotation, past)
 		}
 		if addFinalizer {
-			controllerutil.AddFinalizer(wl, AccountingFinalizer)
+			controllerutil.AddFinalizer(wl, accounting.AccountingFinalizer)
 		}
 		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
 			return nil, fmt.Errorf("preparing workload %s/%s for accounting: %w", wl.Namespace, wl.Name, err)
@@ -458,22 +448,22 @@ func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload,
 }
 
 // pastToRecord is the admitted seconds to record on a workload whose budget check waits for an answer, before
-// it is granted: what Kueue's maximum execution time would wipe (see PastSeconds). Once Kueue has stopped the
-// workload there, the record is what PastSeconds adds back and stays as it is: recording the sum again would
+// it is granted: what Kueue's maximum execution time would wipe (see accounting.PastSeconds). Once Kueue has stopped the
+// workload there, the record is what accounting.PastSeconds adds back and stays as it is: recording the sum again would
 // count the last admission once more on every pass.
 func pastToRecord(wl *kueue.Workload) (string, bool) {
 	waiting := false
 	for _, c := range wl.Status.AdmissionChecks {
 		waiting = waiting || (c.Name == aifv1.BudgetCheckName && c.State == kueue.CheckStatePending)
 	}
-	if !waiting || wl.DeletionTimestamp != nil || StoppedAtMaxExecution(wl) {
+	if !waiting || wl.DeletionTimestamp != nil || accounting.StoppedAtMaxExecution(wl) {
 		return "", false
 	}
 	past := strconv.FormatInt(int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0)), 10)
-	if past == "0" && wl.Annotations[PastSecondsAnnotation] == "" {
+	if past == "0" && wl.Annotations[accounting.PastSecondsAnnotation] == "" {
 		return "", false
 	}
-	return past, wl.Annotations[PastSecondsAnnotation] != past
+	return past, wl.Annotations[accounting.PastSecondsAnnotation] != past
 }
 
 // release removes the accounting finalizer from the listed workloads (all of them when the tenant goes away),
@@ -485,11 +475,11 @@ func (r *Reconciler) release(ctx context.Context, wls []kueue.Workload, uids []t
 	}
 	for i := range wls {
 		wl := &wls[i]
-		if (!all && !listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, AccountingFinalizer) {
+		if (!all && !listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer) {
 			continue
 		}
 		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.RemoveFinalizer(wl, AccountingFinalizer)
+		controllerutil.RemoveFinalizer(wl, accounting.AccountingFinalizer)
 		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("releasing workload %s/%s: %w", wl.Namespace, wl.Name, err)
 		}

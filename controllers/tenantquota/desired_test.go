@@ -12,6 +12,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
@@ -203,7 +204,7 @@ func TestUsageOf(t *testing.T) {
 	admitted := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	done := admitted.Add(time.Hour)
 	wl := &kueue.Workload{
-		ObjectMeta: metav1.ObjectMeta{UID: "u", Annotations: map[string]string{BaselineAnnotation: "2026-11-01T00:00:00Z=42"}},
+		ObjectMeta: metav1.ObjectMeta{UID: "u", Annotations: map[string]string{accounting.BaselineAnnotation: "2026-11-01T00:00:00Z=42"}},
 		Spec: kueue.WorkloadSpec{PodSets: []kueue.PodSet{{Count: 3, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
 			{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"nvidia.com/gpu": q("8"), corev1.ResourceCPU: q("32")}}},
 			{Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": q("1")}}},
@@ -216,7 +217,7 @@ func TestUsageOf(t *testing.T) {
 			},
 		},
 	}
-	got := UsageOf(wl, func(r corev1.ResourceName) bool { return r == "nvidia.com/gpu" })
+	got := accounting.UsageOf(wl, func(r corev1.ResourceName) bool { return r == "nvidia.com/gpu" })
 	if got.GPUs != 27 || got.PastSeconds != 60 || !got.AdmittedAt.Equal(admitted) || !got.EndedAt.Equal(done) ||
 		got.Baseline == nil || got.Baseline.GPUSeconds != 42 {
 		t.Fatalf("unexpected usage: %+v", got)
@@ -241,12 +242,12 @@ func TestUsageOfChargesTheAdmission(t *testing.T) {
 		Containers: []corev1.Container{{Name: "trainer", Resources: gpus("8")}},
 	}
 	wl := &kueue.Workload{Spec: kueue.WorkloadSpec{PodSets: []kueue.PodSet{{Name: "main", Count: 2, Template: corev1.PodTemplateSpec{Spec: spec}}}}}
-	if got := UsageOf(wl, isGPU).GPUs; got != 2*13 {
+	if got := accounting.UsageOf(wl, isGPU).GPUs; got != 2*13 {
 		t.Errorf("queued: %d GPUs, want 26 (the warm-up beside the sidecar, per pod)", got)
 	}
 	wl.Status.Admission = &kueue.Admission{PodSetAssignments: []kueue.PodSetAssignment{{Name: "main", Count: ptr.To[int32](2),
 		ResourceUsage: corev1.ResourceList{"nvidia.com/gpu": q("26"), corev1.ResourceCPU: q("64")}}}}
-	if got := UsageOf(wl, isGPU).GPUs; got != 26 {
+	if got := accounting.UsageOf(wl, isGPU).GPUs; got != 26 {
 		t.Errorf("admitted: %d GPUs, want the admission's 26", got)
 	}
 }

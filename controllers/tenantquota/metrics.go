@@ -5,6 +5,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 )
 
 var (
@@ -31,7 +32,7 @@ func init() {
 }
 
 // observeMetrics publishes the tenant's figures, or removes them once the tenant is being deleted.
-func observeMetrics(tq *aifv1.TenantQuota, acc Account, reserved int64) {
+func observeMetrics(tq *aifv1.TenantQuota, acc accounting.Account, reserved int64) {
 	if tq.DeletionTimestamp != nil {
 		gpuSecondsUsed.DeleteLabelValues(tq.Name)
 		budgetRemaining.DeleteLabelValues(tq.Name)

@@ -3,18 +3,16 @@ package tenantquota
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
@@ -134,7 +132,7 @@ func StopPolicy(tq *aifv1.TenantQuota, exhausted bool) kueue.StopPolicy {
 
 // ComputeStatus derives the TenantQuota's status from what was observed and the ledger. It starts from the old
 // status so that condition transition times survive passes that change nothing.
-func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, verdict *Budget, res *Reservation) aifv1.TenantQuotaStatus {
+func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc accounting.Account, p accounting.Period, verdict *accounting.Budget, res *accounting.Reservation) aifv1.TenantQuotaStatus {
 	st := aifv1.TenantQuotaStatus{
 		ObservedGeneration: tq.Generation,
 		Conditions:         append([]metav1.Condition(nil), tq.Status.Conditions...),
@@ -157,15 +155,15 @@ func ComputeStatus(tq *aifv1.TenantQuota, obs *Observed, acc Account, p Period, 
 		PeriodStart:    metav1.NewTime(p.Start),
 		PeriodEnd:      metav1.NewTime(p.End),
 		UsedGPUSeconds: acc.UsedGPUSeconds,
-		UsedGPUHours:   Hours(acc.UsedGPUSeconds),
+		UsedGPUHours:   accounting.Hours(acc.UsedGPUSeconds),
 	}
 	if verdict != nil {
 		st.Budget.BudgetGPUHours = fmt.Sprintf("%d", tq.Spec.Budget.GPUHours)
-		st.Budget.RemainingGPUHours = Hours(verdict.RemainingSeconds)
+		st.Budget.RemainingGPUHours = accounting.Hours(verdict.RemainingSeconds)
 	}
 	if res != nil {
 		st.Budget.ReservedGPUSeconds = res.ReservedGPUSeconds
-		st.Budget.ReservedGPUHours = HoursUp(res.ReservedGPUSeconds)
+		st.Budget.ReservedGPUHours = accounting.HoursUp(res.ReservedGPUSeconds)
 	}
 	ready := readyCondition(tq, obs, verdict != nil && verdict.Exhausted)
 	ready.ObservedGeneration = tq.Generation
@@ -245,7 +243,7 @@ func gpuStatus(tq *aifv1.TenantQuota, obs *Observed) (out []aifv1.GPUClassStatus
 	return out, nominal, admitted
 }
 
-func ledgerStatus(st LedgerState) *aifv1.Ledger {
+func ledgerStatus(st accounting.LedgerState) *aifv1.Ledger {
 	l := &aifv1.Ledger{PeriodStart: metav1.NewTime(st.PeriodStart), DeletedGPUSeconds: st.DeletedGPUSeconds}
 	for _, uid := range st.DeletedWorkloads {
 		l.DeletedWorkloads = append(l.DeletedWorkloads, string(uid))
@@ -254,11 +252,11 @@ func ledgerStatus(st LedgerState) *aifv1.Ledger {
 }
 
 // LedgerFromStatus reads the durable ledger back.
-func LedgerFromStatus(l *aifv1.Ledger) LedgerState {
+func LedgerFromStatus(l *aifv1.Ledger) accounting.LedgerState {
 	if l == nil {
-		return LedgerState{}
+		return accounting.LedgerState{}
 	}
-	st := LedgerState{PeriodStart: l.PeriodStart.UTC(), DeletedGPUSeconds: l.DeletedGPUSeconds}
+	st := accounting.LedgerState{PeriodStart: l.PeriodStart.UTC(), DeletedGPUSeconds: l.DeletedGPUSeconds}
 	for _, uid := range l.DeletedWorkloads {
 		st.DeletedWorkloads = append(st.DeletedWorkloads, types.UID(uid))
 	}
@@ -324,7 +322,7 @@ func readyCondition(tq *aifv1.TenantQuota, obs *Observed, held bool) metav1.Cond
 		Message: fmt.Sprintf("ClusterQueue %s admits work from %d namespaces", cq.Name, len(obs.LocalQueues))}
 }
 
-func budgetCondition(tq *aifv1.TenantQuota, b *aifv1.BudgetStatus, verdict *Budget) metav1.Condition {
+func budgetCondition(tq *aifv1.TenantQuota, b *aifv1.BudgetStatus, verdict *accounting.Budget) metav1.Condition {
 	c := metav1.Condition{Type: aifv1.ConditionBudgetExhausted, Status: metav1.ConditionFalse}
 	period := fmt.Sprintf("%s to %s", b.PeriodStart.UTC().Format(time.DateOnly), b.PeriodEnd.UTC().Format(time.DateOnly))
 	switch {
@@ -358,120 +356,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// UsageOf reads what the ledger needs from a Kueue workload. GPUs are the workload's requests of GPU resources
-// (requests, or limits where only limits are set) times the pod counts.
-// admissionGPUs are the GPUs of Kueue's admission of a workload: what its quota was charged, whatever container
-// asked for them.
-func admissionGPUs(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) int64 {
-	if wl.Status.Admission == nil {
-		return 0
-	}
-	var n int64
-	for _, psa := range wl.Status.Admission.PodSetAssignments {
-		for r, q := range psa.ResourceUsage {
-			if isGPU(r) {
-				n += q.Value()
-			}
-		}
-	}
-	return n
-}
-
-// podGPUs are the GPUs one pod takes, as Kueue and the scheduler count them: its containers and sidecars
-// together, or its largest init container if that is more.
-func podGPUs(s *corev1.PodSpec, isGPU func(corev1.ResourceName) bool) int64 {
-	of := func(c *corev1.Container) int64 {
-		var n int64
-		for r, q := range c.Resources.Requests {
-			if isGPU(r) {
-				n += q.Value()
-			}
-		}
-		for r, q := range c.Resources.Limits {
-			if _, hasRequest := c.Resources.Requests[r]; !hasRequest && isGPU(r) {
-				n += q.Value()
-			}
-		}
-		return n
-	}
-	var containers, sidecars, init int64
-	for i := range s.Containers {
-		containers += of(&s.Containers[i])
-	}
-	for i := range s.InitContainers {
-		c := &s.InitContainers[i]
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			sidecars += of(c) // a sidecar keeps running beside what starts after it
-		} else {
-			init = max(init, sidecars+of(c))
-		}
-	}
-	return max(containers+sidecars, init)
-}
-
-// PastSeconds is the admitted time of the workload's earlier admissions. Kueue keeps it in
-// accumulatedPastExecutionTimeSeconds, but clears that field when it stops a workload at its maximum execution
-// time, keeping only the last admission: then the figure recorded when the last admission was granted
-// (PastSecondsAnnotation) is added back.
-func PastSeconds(wl *kueue.Workload) int64 {
-	past := int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0))
-	before, err := strconv.ParseInt(wl.Annotations[PastSecondsAnnotation], 10, 64)
-	if err != nil || before <= 0 {
-		return past
-	}
-	if StoppedAtMaxExecution(wl) {
-		return before + past
-	}
-	return past
-}
-
-// StoppedAtMaxExecution tells whether Kueue stopped the workload at its maximum execution time, after which its
-// accumulatedPastExecutionTimeSeconds holds the last admission only.
-func StoppedAtMaxExecution(wl *kueue.Workload) bool {
-	stopped := func(t string) bool {
-		c := apimeta.FindStatusCondition(wl.Status.Conditions, t)
-		return c != nil && c.Status == metav1.ConditionTrue && strings.HasSuffix(c.Reason, kueue.WorkloadMaximumExecutionTimeExceeded)
-	}
-	return stopped(kueue.WorkloadDeactivationTarget) || stopped(kueue.WorkloadEvicted)
-}
-
-func UsageOf(wl *kueue.Workload, isGPU func(corev1.ResourceName) bool) WorkloadUsage {
-	u := WorkloadUsage{
-		UID:         wl.UID,
-		Created:     wl.CreationTimestamp.UTC(),
-		PastSeconds: PastSeconds(wl),
-		Deleting:    wl.DeletionTimestamp != nil,
-	}
-	u.GPUs = admissionGPUs(wl, isGPU)
-	if wl.Status.Admission == nil {
-		// Not admitted now (queued, or evicted after an earlier admission): what its pods would take.
-		u.GPUs = 0
-		for _, ps := range wl.Spec.PodSets {
-			u.GPUs += podGPUs(&ps.Template.Spec, isGPU) * int64(ps.Count)
-		}
-	}
-	if c := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadAdmitted); c != nil && c.Status == metav1.ConditionTrue {
-		u.AdmittedAt = ptr.To(c.LastTransitionTime.UTC())
-		if f := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadFinished); f != nil && f.Status == metav1.ConditionTrue {
-			u.EndedAt = ptr.To(f.LastTransitionTime.UTC())
-		} else if wl.DeletionTimestamp != nil {
-			u.EndedAt = ptr.To(wl.DeletionTimestamp.UTC())
-		}
-	}
-	if s, ok := wl.Annotations[BaselineAnnotation]; ok {
-		if b, err := ParseBaseline(s); err == nil {
-			u.Baseline = &b
-		}
-	}
-	u.Key = wl.Namespace + "/" + wl.Name
-	u.Finished = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadFinished)
-	u.QuotaReserved = apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) && !u.Finished
-	for _, c := range wl.Status.AdmissionChecks {
-		if c.Name == aifv1.BudgetCheckName {
-			u.Check = c.State
-		}
-	}
-	return u
 }

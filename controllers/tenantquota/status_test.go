@@ -10,6 +10,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 )
 
@@ -28,7 +29,7 @@ func activeCQ(reserving int32) *kueue.ClusterQueue {
 }
 
 func TestComputeStatus(t *testing.T) {
-	p := PeriodAt(aifv1.PeriodMonth, time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
+	p := accounting.PeriodAt(aifv1.PeriodMonth, time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
 	tq := builders.TenantQuota("medai").Namespaces("medai-dev", "medai-prod").GPUs(builders.GPUClassH100, 16).Budget(2, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj()
 	tq.Generation = 3
 	deleting := tq.DeepCopy()
@@ -71,11 +72,11 @@ func TestComputeStatus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var verdict *Budget
+			var verdict *accounting.Budget
 			if tc.tq.Spec.Budget != nil {
-				verdict = ptr.To(Judge(tc.tq.Spec.Budget.GPUHours, tc.used, 0))
+				verdict = ptr.To(accounting.Judge(tc.tq.Spec.Budget.GPUHours, tc.used, 0))
 			}
-			st := ComputeStatus(tc.tq, tc.obs, Account{UsedGPUSeconds: tc.used, State: LedgerState{PeriodStart: p.Start}}, p, verdict, nil)
+			st := ComputeStatus(tc.tq, tc.obs, accounting.Account{UsedGPUSeconds: tc.used, State: accounting.LedgerState{PeriodStart: p.Start}}, p, verdict, nil)
 			ready := condition(st.Conditions, aifv1.ConditionReady)
 			budget := condition(st.Conditions, aifv1.ConditionBudgetExhausted)
 			if ready.Reason != tc.wantReady || budget.Reason != tc.wantBudget {
@@ -86,7 +87,7 @@ func TestComputeStatus(t *testing.T) {
 			}
 		})
 	}
-	st := ComputeStatus(tq, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)), nil)
+	st := ComputeStatus(tq, obs(nil), accounting.Account{UsedGPUSeconds: 5400}, p, ptr.To(accounting.Judge(2, 5400, 0)), nil)
 	if st.NominalGPUs != 16 || st.AdmittedGPUs != 24 || st.GPUs[0].Borrowed != 8 || st.Workloads.Pending != 2 || st.Workloads.Admitted != 1 {
 		t.Fatalf("figures from Kueue: %+v", st)
 	}
@@ -96,7 +97,7 @@ func TestComputeStatus(t *testing.T) {
 	// A second pass over the same world keeps the conditions' transition times.
 	tq2 := tq.DeepCopy()
 	tq2.Status = st
-	again := ComputeStatus(tq2, obs(nil), Account{UsedGPUSeconds: 5400}, p, ptr.To(Judge(2, 5400, 0)), nil)
+	again := ComputeStatus(tq2, obs(nil), accounting.Account{UsedGPUSeconds: 5400}, p, ptr.To(accounting.Judge(2, 5400, 0)), nil)
 	before, after := condition(st.Conditions, aifv1.ConditionReady).LastTransitionTime, condition(again.Conditions, aifv1.ConditionReady).LastTransitionTime
 	if !after.Equal(&before) {
 		t.Fatal("transition time changed without a transition")

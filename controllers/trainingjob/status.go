@@ -15,9 +15,9 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
-	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 )
 
 // Observed is what one pass read of a TrainingJob's surroundings and of its current attempt.
@@ -215,7 +215,7 @@ func failed(tj *aifv1.TrainingJob, bound *time.Duration, st *aifv1.TrainingJobSt
 	if why == "" {
 		why = "a worker failed"
 	}
-	if left, bounded := remaining(bound, st, tenantquota.WorkloadUsage{}, at); bounded && left <= 0 {
+	if left, bounded := remaining(bound, st, accounting.WorkloadUsage{}, at); bounded && left <= 0 {
 		return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("attempt %d failed (%s) after its run bound of %s was used up", attempt, why, *bound)}
 	}
 	if st.Restarts >= tj.Spec.MaxRestarts {
@@ -353,18 +353,18 @@ func CurrentAttempt(st *aifv1.TrainingJobStatus) int32 {
 	return st.Usage.Attempts[len(st.Usage.Attempts)-1].Attempt
 }
 
-func usageOf(tj *aifv1.TrainingJob, wl *kueue.Workload) tenantquota.WorkloadUsage {
+func usageOf(tj *aifv1.TrainingJob, wl *kueue.Workload) accounting.WorkloadUsage {
 	if wl == nil {
-		return tenantquota.WorkloadUsage{}
+		return accounting.WorkloadUsage{}
 	}
 	res := corev1.ResourceName(tj.Spec.GPUResource)
-	return tenantquota.UsageOf(wl, func(r corev1.ResourceName) bool { return r == res })
+	return accounting.UsageOf(wl, func(r corev1.ResourceName) bool { return r == res })
 }
 
 // refresh brings the current attempt's entry up to date with its workload: GPUs, class, first admission, and
 // the GPU-seconds of admissions that have ended. The running admission is added by settle, so that a running
 // attempt's status does not change with the clock.
-func refresh(tj *aifv1.TrainingJob, a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, wl *kueue.Workload) {
+func refresh(tj *aifv1.TrainingJob, a *aifv1.AttemptUsage, u accounting.WorkloadUsage, wl *kueue.Workload) {
 	if wl == nil {
 		return
 	}
@@ -387,7 +387,7 @@ func refresh(tj *aifv1.TrainingJob, a *aifv1.AttemptUsage, u tenantquota.Workloa
 }
 
 // settle closes an attempt's entry at end.
-func settle(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, end time.Time) {
+func settle(a *aifv1.AttemptUsage, u accounting.WorkloadUsage, end time.Time) {
 	if u.GPUs > 0 {
 		a.GPUSeconds = u.GPUSecondsAt(end)
 	}
@@ -398,7 +398,7 @@ func settle(a *aifv1.AttemptUsage, u tenantquota.WorkloadUsage, end time.Time) {
 
 // remaining is the admitted time left before the run's bound, counting ended attempts and the current workload
 // up to now; bounded is false for a run without a bound.
-func remaining(bound *time.Duration, st *aifv1.TrainingJobStatus, u tenantquota.WorkloadUsage, now time.Time) (time.Duration, bool) {
+func remaining(bound *time.Duration, st *aifv1.TrainingJobStatus, u accounting.WorkloadUsage, now time.Time) (time.Duration, bool) {
 	if bound == nil {
 		return 0, false
 	}
@@ -427,7 +427,7 @@ func RunBound(tj *aifv1.TrainingJob, tenant *aifv1.TenantQuota) *time.Duration {
 	if tj.Spec.MaxRunDuration != nil {
 		asked = ptr.To(int32(min(tj.Spec.MaxRunDuration.Duration/time.Second, 1<<31-1)))
 	}
-	secs, _ := tenantquota.RunBound(b, asked)
+	secs, _ := accounting.RunBound(b, asked)
 	return ptr.To(time.Duration(secs) * time.Second)
 }
 
@@ -449,7 +449,7 @@ func MaxExecSeconds(bound *time.Duration, st *aifv1.TrainingJobStatus) int32 {
 	if prior.Usage == nil {
 		prior.Usage = &aifv1.Usage{}
 	}
-	left, _ := remaining(bound, &prior, tenantquota.WorkloadUsage{}, time.Time{})
+	left, _ := remaining(bound, &prior, accounting.WorkloadUsage{}, time.Time{})
 	return int32(max(min((left+time.Second-1)/time.Second, 1<<31-1), 1))
 }
 

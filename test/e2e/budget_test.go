@@ -18,6 +18,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/internal/factory"
 	"github.com/aifactory-eu/aifactory-operator/internal/plugin"
@@ -120,11 +121,11 @@ func use(ctx context.Context, ns string, now time.Time) (secs int64, admitted in
 	isGPU := func(r corev1.ResourceName) bool { return r == "nvidia.com/gpu" || r == builders.MIGResource }
 	for i := range wls.Items {
 		wl := &wls.Items[i]
-		u := tenantquota.UsageOf(wl, isGPU)
+		u := accounting.UsageOf(wl, isGPU)
 		secs += u.GPUSecondsAt(now)
 		if u.AdmittedAt != nil && u.EndedAt == nil {
 			admitted++
-			if !controllerutil.ContainsFinalizer(wl, tenantquota.AccountingFinalizer) {
+			if !controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer) {
 				unaccounted = append(unaccounted, wl.Name)
 			}
 		}

@@ -18,7 +18,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
@@ -61,7 +61,7 @@ func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		b := tenant(t, name).Status.Budget
 		g.Expect(b.UsedGPUSeconds + b.ReservedGPUSeconds).To(gomega.Equal(int64(3600)))
-		g.Expect(b.ReservedGPUHours).To(gomega.Equal(tenantquota.HoursUp(b.ReservedGPUSeconds)))
+		g.Expect(b.ReservedGPUHours).To(gomega.Equal(accounting.HoursUp(b.ReservedGPUSeconds)))
 		g.Expect(gauge(g, "aifactory_tenant_budget_reserved_gpu_seconds", name)).To(gomega.Equal(float64(b.ReservedGPUSeconds)))
 	})
 
@@ -86,7 +86,7 @@ func TestBudgetReservesBeforeAdmission(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		b := tenant(t, name).Status.Budget
 		g.Expect(b.UsedGPUSeconds + b.ReservedGPUSeconds).To(gomega.BeNumerically("<=", 3600))
-		g.Expect(workload(g, jobs[3]).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(workload(g, jobs[3]).Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer))
 	})
 }
 
@@ -111,7 +111,7 @@ func TestBudgetReleasesWaitingWorkWhenRaisedOrNextPeriod(t *testing.T) {
 
 	// A minute into the next year every run has passed its bound on the operator's clock (Kueue, on the real
 	// clock, has not stopped them): they reserve nothing, and only their minute of the new day counts.
-	next := tenantquota.PeriodAt(aifv1.PeriodYear, clk.Now()).End
+	next := accounting.PeriodAt(aifv1.PeriodYear, clk.Now()).End
 	clk.SetTime(next.Add(time.Minute))
 	poke(t, name)
 	admitted(t, third)
@@ -184,7 +184,7 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	tRun, tDone, tGone := admitted(t, running), admitted(t, done), admitted(t, gone)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		for _, j := range []*batchv1.Job{running, done, gone} {
-			g.Expect(workload(g, j).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+			g.Expect(workload(g, j).Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer))
 		}
 	})
 	complete(t, done)
@@ -237,14 +237,14 @@ func TestLedgerIsExactAcrossARestart(t *testing.T) {
 	})
 
 	// Into the next month: only the running job's first 90 seconds of it count.
-	next := tenantquota.PeriodAt(aifv1.PeriodMonth, clk.Now()).End
+	next := accounting.PeriodAt(aifv1.PeriodMonth, clk.Now()).End
 	clk.SetTime(next.Add(90 * time.Second))
 	poke(t, name)
 	framework.Eventually(t, func(g gomega.Gomega) {
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(16 * 90)))
 		g.Expect(tq.Status.Ledger.DeletedGPUSeconds).To(gomega.BeZero())
-		g.Expect(workload(g, running).Annotations).To(gomega.HaveKey(tenantquota.BaselineAnnotation))
+		g.Expect(workload(g, running).Annotations).To(gomega.HaveKey(accounting.BaselineAnnotation))
 	})
 }
 
@@ -287,7 +287,7 @@ func waitsForBudget(t *testing.T, job *batchv1.Job) string {
 		g.Expect(st).NotTo(gomega.BeNil())
 		g.Expect(st.State).To(gomega.Equal(kueue.CheckStatePending))
 		g.Expect(st.Message).To(gomega.ContainSubstring("GPU-hours"))
-		g.Expect(wl.Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer), "accounting is durable before the check is answered")
+		g.Expect(wl.Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer), "accounting is durable before the check is answered")
 		msg = st.Message
 	}
 	framework.Eventually(t, check)

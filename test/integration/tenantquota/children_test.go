@@ -15,6 +15,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
@@ -162,7 +163,7 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 	var runningVersion string
 	framework.Eventually(t, func(g gomega.Gomega) {
 		wl := workload(g, running)
-		g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(accounting.AccountingFinalizer))
 		runningVersion = wl.ResourceVersion
 	})
 	framework.Consistently(t, func(g gomega.Gomega) {
@@ -199,7 +200,7 @@ func TestTenantDeletionWaitsForWorkAndLeavesNothing(t *testing.T) {
 		var wls kueue.WorkloadList
 		g.Expect(c.List(ctx, &wls, client.InNamespace(name))).To(gomega.Succeed())
 		for _, wl := range wls.Items {
-			g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
+			g.Expect(wl.Finalizers).NotTo(gomega.ContainElement(accounting.AccountingFinalizer))
 		}
 	})
 

@@ -15,7 +15,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
-	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
@@ -35,7 +35,7 @@ func TestBudgetPathSurvivesACrashAfterEachWrite(t *testing.T) {
 		{"accounting finalizer and baseline", func(ns string) framework.CrashAfter {
 			return func(w framework.Write) bool {
 				wl, ok := workloadIn(w, ns)
-				return ok && w.Verb == "patch" && wl.DeletionTimestamp == nil && controllerutil.ContainsFinalizer(wl, tenantquota.AccountingFinalizer)
+				return ok && w.Verb == "patch" && wl.DeletionTimestamp == nil && controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer)
 			}
 		}},
 		{"budget check Ready", func(ns string) framework.CrashAfter {
@@ -127,7 +127,7 @@ func crashThenRecover(t *testing.T, name string, crash framework.CrashAfter) {
 		for _, wl := range wls.Items {
 			if apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) && !finished(&wl) {
 				n++
-				g.Expect(wl.Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer), "admitted without its accounting: %s", wl.Name)
+				g.Expect(wl.Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer), "admitted without its accounting: %s", wl.Name)
 			}
 		}
 		g.Expect(n).To(gomega.BeNumerically("<=", 1), "two runs of 2,400 GPU-seconds admitted on 3,600")

@@ -12,6 +12,7 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
@@ -47,7 +48,7 @@ func TestNothingIsAdmittedWhileTheOperatorIsDown(t *testing.T) {
 	clk.SetTime(at.Add(2 * time.Minute))
 	poke(t, name)
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(workload(g, job).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(workload(g, job).Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer))
 		g.Expect(tenant(t, name).Status.Budget.UsedGPUSeconds).To(gomega.Equal(int64(8 * 120)))
 	})
 }
@@ -67,7 +68,7 @@ func TestDroppedNamespaceKeepsItsSecondsAndReleasesItsWorkloads(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		wl := workload(g, job)
 		g.Expect(finished(wl)).To(gomega.BeTrue())
-		g.Expect(wl.Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(wl.Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer))
 		used = gpuSeconds(8, at, finishedAt(wl))
 	})
 	clk.SetTime(at.Add(time.Hour))
@@ -75,7 +76,7 @@ func TestDroppedNamespaceKeepsItsSecondsAndReleasesItsWorkloads(t *testing.T) {
 	framework.Eventually(t, func(g gomega.Gomega) {
 		err := c.Get(ctx, client.ObjectKey{Namespace: "hole-dropped-old", Name: "default"}, &kueue.LocalQueue{})
 		g.Expect(err).To(gomega.HaveOccurred(), "the LocalQueue of the dropped namespace goes")
-		g.Expect(workload(g, job).Finalizers).NotTo(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(workload(g, job).Finalizers).NotTo(gomega.ContainElement(accounting.AccountingFinalizer))
 		tq := tenant(t, name)
 		g.Expect(tq.Status.Budget.UsedGPUSeconds).To(gomega.Equal(used))
 		g.Expect(tq.Status.Ledger.DeletedGPUSeconds).To(gomega.Equal(used))
@@ -106,7 +107,7 @@ func TestUnlabelledLocalQueueCounts(t *testing.T) {
 	clk.SetTime(at.Add(3 * time.Minute))
 	poke(t, name)
 	framework.Eventually(t, func(g gomega.Gomega) {
-		g.Expect(workload(g, job).Finalizers).To(gomega.ContainElement(tenantquota.AccountingFinalizer))
+		g.Expect(workload(g, job).Finalizers).To(gomega.ContainElement(accounting.AccountingFinalizer))
 		b := tenant(t, name).Status.Budget
 		g.Expect(b.UsedGPUSeconds).To(gomega.Equal(int64(8 * 180)))
 		g.Expect(b.ReservedGPUSeconds).To(gomega.Equal(int64(8 * (600 - 180))))

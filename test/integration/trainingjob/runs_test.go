@@ -18,8 +18,8 @@ import (
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
-	"github.com/aifactory-eu/aifactory-operator/controllers/tenantquota"
 	"github.com/aifactory-eu/aifactory-operator/controllers/trainingjob"
 	"github.com/aifactory-eu/aifactory-operator/test/builders"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
@@ -415,7 +415,7 @@ func TestMaxRunDurationStopsTheRun(t *testing.T) {
 		g.Expect(tq.Status.Budget.ReservedGPUSeconds).To(gomega.BeZero())
 		wl, err := framework.WorkloadOf(context.Background(), c, job)
 		g.Expect(err).NotTo(gomega.HaveOccurred())
-		return tq.Status.Budget.UsedGPUSeconds, wl.Annotations[tenantquota.PastSecondsAnnotation]
+		return tq.Status.Budget.UsedGPUSeconds, wl.Annotations[accounting.PastSecondsAnnotation]
 	}
 	var used int64
 	var record string

@@ -1,4 +1,4 @@
-package tenantquota
+package accounting
 
 import (
 	"fmt"

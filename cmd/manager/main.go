@@ -20,6 +20,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers"
+	operatorconfig "github.com/aifactory-eu/aifactory-operator/internal/config"
 )
 
 // options are the manager's command-line flags.
@@ -79,7 +80,7 @@ func loadConfig(file string) (*configv1.Configuration, error) {
 		configv1.SetDefaults(c)
 		return c, nil
 	}
-	return configv1.Load(file)
+	return operatorconfig.Load(file)
 }
 
 // run starts the manager and blocks until ctx ends.

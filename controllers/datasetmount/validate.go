@@ -37,7 +37,7 @@ func ValidateDatasetMount(dsm *aifv1.DatasetMount, tenant *aifv1.TenantQuota, cf
 		errs = append(errs, field.NotSupported(spec.Child("filesystem"), dsm.Spec.Filesystem, filesystemNames(cfg)))
 	}
 	p := dsm.Spec.Path
-	if !configv1.IsCleanAbsolutePath(p) {
+	if !safepath.IsClean(p) {
 		errs = append(errs, field.Invalid(spec.Child("path"), p, "must be an absolute, clean path"))
 		return errs
 	}

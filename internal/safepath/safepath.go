@@ -5,6 +5,7 @@ package safepath
 import (
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -45,4 +46,19 @@ func components(p string) []string {
 		return nil
 	}
 	return strings.Split(p, "/")
+}
+
+// IsClean reports whether p is absolute and already in the form path.Clean gives it, with no
+// control characters and no percent signs (no encoded traversal). The operator
+// configuration and the DatasetMount webhook both hold paths to it.
+func IsClean(p string) bool {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+		return false
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '%' {
+			return false
+		}
+	}
+	return true
 }

@@ -71,3 +71,23 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestIsClean(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/":             true,
+		"/lustre/a":     true,
+		"lustre":        false,
+		"/lustre/":      false,
+		"//lustre":      false,
+		"/lustre/./a":   false,
+		"/lustre/../a":  false,
+		"/lustre/%2e":   false,
+		"/lustre/a\x00": false,
+		"/lustre/a\nb":  false,
+		"":              false,
+	} {
+		if got := IsClean(p); got != want {
+			t.Errorf("IsClean(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -35,6 +35,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	_ "github.com/aifactory-eu/aifactory-operator/controllers" // registers the operator's metrics
+	operatorconfig "github.com/aifactory-eu/aifactory-operator/internal/config"
 	"github.com/aifactory-eu/aifactory-operator/internal/factory"
 	"github.com/aifactory-eu/aifactory-operator/test/framework"
 )
@@ -167,7 +168,7 @@ func TestConfigurationFromPresets(t *testing.T) {
 				if u.GetKind() == "ConfigMap" && strings.HasSuffix(u.GetName(), "-config") {
 					data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
 					var err error
-					if cfg, err = configv1.Decode([]byte(data)); err != nil {
+					if cfg, err = operatorconfig.Decode([]byte(data)); err != nil {
 						t.Fatalf("the operator refuses the rendered configuration: %v\n%s", err, data)
 					}
 				}

@@ -1,15 +1,17 @@
-package v1alpha1
+package config
 
 import (
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 )
 
 func TestLoadShippedConfiguration(t *testing.T) {
 	_, self, _, _ := runtime.Caller(0)
-	file := filepath.Join(filepath.Dir(self), "..", "..", "..", "config", "manager", "configuration.yaml")
+	file := filepath.Join(filepath.Dir(self), "..", "..", "config", "manager", "configuration.yaml")
 	c, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -18,7 +20,7 @@ func TestLoadShippedConfiguration(t *testing.T) {
 		t.Fatalf("unexpected configuration: %+v", c)
 	}
 	mig := c.GPUClasses[1]
-	if mig.Resource != "nvidia.com/mig-1g.10gb" || len(mig.Tolerations) != 1 || mig.Tolerations[0].Key != DefaultGPUTaintKey {
+	if mig.Resource != "nvidia.com/mig-1g.10gb" || len(mig.Tolerations) != 1 || mig.Tolerations[0].Key != configv1.DefaultGPUTaintKey {
 		t.Fatalf("MIG class not defaulted as expected: %+v", mig)
 	}
 }
@@ -35,8 +37,8 @@ gpuClasses:
 		t.Fatal(err)
 	}
 	g := c.GPUClasses[0]
-	if c.DefaultQueueName != "default" || g.Resource != DefaultGPUResource || len(g.Tolerations) != 1 ||
-		c.Discovery.DefaultPowerWatts != DefaultDiscoveryPowerWatts {
+	if c.DefaultQueueName != "default" || g.Resource != configv1.DefaultGPUResource || len(g.Tolerations) != 1 ||
+		c.Discovery.DefaultPowerWatts != configv1.DefaultDiscoveryPowerWatts {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
@@ -90,25 +92,5 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("want an error containing %q, got %v", tc.want, err)
 			}
 		})
-	}
-}
-
-func TestIsCleanAbsolutePath(t *testing.T) {
-	for p, want := range map[string]bool{
-		"/":             true,
-		"/lustre/a":     true,
-		"lustre":        false,
-		"/lustre/":      false,
-		"//lustre":      false,
-		"/lustre/./a":   false,
-		"/lustre/../a":  false,
-		"/lustre/%2e":   false,
-		"/lustre/a\x00": false,
-		"/lustre/a\nb":  false,
-		"":              false,
-	} {
-		if got := IsCleanAbsolutePath(p); got != want {
-			t.Errorf("IsCleanAbsolutePath(%q) = %v, want %v", p, got, want)
-		}
 	}
 }

@@ -1,23 +1,23 @@
-package v1alpha1
+// Package config reads the operator configuration file: it parses it strictly, fills in the defaults of the
+// API package and validates the result, naming each offending field.
+package config
 
 import (
 	"fmt"
 	"os"
-	"path"
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
+
+	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/internal/safepath"
 )
 
-// DefaultDiscoveryPowerWatts is the power assumed per discovered GPU when none is configured.
-const DefaultDiscoveryPowerWatts = 700
-
 // Load reads, defaults and validates a configuration file. Unknown fields are errors.
-func Load(file string) (*Configuration, error) {
+func Load(file string) (*configv1.Configuration, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
@@ -26,80 +26,26 @@ func Load(file string) (*Configuration, error) {
 }
 
 // Decode parses, defaults and validates a configuration. Unknown fields are errors.
-func Decode(data []byte) (*Configuration, error) {
-	c := &Configuration{}
+func Decode(data []byte) (*configv1.Configuration, error) {
+	c := &configv1.Configuration{}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
 		return nil, fmt.Errorf("parsing configuration: %w", err)
 	}
-	SetDefaults(c)
+	configv1.SetDefaults(c)
 	if errs := Validate(c); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration: %w", errs.ToAggregate())
 	}
 	return c, nil
 }
 
-// SetDefaults fills in unset fields.
-func SetDefaults(c *Configuration) {
-	if c.APIVersion == "" {
-		c.APIVersion = APIVersion
-	}
-	if c.Kind == "" {
-		c.Kind = Kind
-	}
-	if c.DefaultQueueName == "" {
-		c.DefaultQueueName = DefaultQueueName
-	}
-	if c.PodPolicy.PodSecurityLevel == "" {
-		c.PodPolicy.PodSecurityLevel = PodSecurityRestricted
-	}
-	for i := range c.Filesystems {
-		fs := &c.Filesystems[i]
-		if fs.OperatorMountPath == "" && fs.HostPath != nil {
-			fs.OperatorMountPath = fs.HostPath.Root
-		}
-		if fs.CSI != nil && fs.CSI.PathCharacters == "" {
-			fs.CSI.PathCharacters = DefaultPathCharacters
-		}
-	}
-	v := &c.Verification
-	if v.RunAsUser == nil {
-		v.RunAsUser = int64Ptr(DefaultVerificationUID)
-	}
-	if v.RunAsGroup == nil {
-		v.RunAsGroup = int64Ptr(DefaultVerificationUID)
-	}
-	if v.DeadlineSeconds == nil {
-		v.DeadlineSeconds = int64Ptr(DefaultVerificationDeadlineSeconds)
-	}
-	if c.Discovery.DefaultPowerWatts == 0 {
-		c.Discovery.DefaultPowerWatts = DefaultDiscoveryPowerWatts
-	}
-	for i := range c.GPUClasses {
-		g := &c.GPUClasses[i]
-		if g.Resource == "" {
-			g.Resource = DefaultGPUResource
-		}
-		if g.Tolerations == nil {
-			g.Tolerations = []corev1.Toleration{DefaultGPUToleration()}
-		}
-	}
-}
-
-func int64Ptr(v int64) *int64 { return &v }
-
-// DefaultGPUToleration tolerates the taint that GPU nodes usually carry.
-func DefaultGPUToleration() corev1.Toleration {
-	return corev1.Toleration{Key: DefaultGPUTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
-}
-
 // Validate checks a defaulted configuration and names each offending field.
-func Validate(c *Configuration) field.ErrorList {
+func Validate(c *configv1.Configuration) field.ErrorList {
 	var errs field.ErrorList
-	if c.APIVersion != APIVersion {
-		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), c.APIVersion, []string{APIVersion}))
+	if c.APIVersion != configv1.APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), c.APIVersion, []string{configv1.APIVersion}))
 	}
-	if c.Kind != Kind {
-		errs = append(errs, field.NotSupported(field.NewPath("kind"), c.Kind, []string{Kind}))
+	if c.Kind != configv1.Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), c.Kind, []string{configv1.Kind}))
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(c.DefaultQueueName) {
 		errs = append(errs, field.Invalid(field.NewPath("defaultQueueName"), c.DefaultQueueName, msg))
@@ -139,7 +85,7 @@ func Validate(c *Configuration) field.ErrorList {
 	return append(errs, validatePodPolicy(field.NewPath("podPolicy"), &c.PodPolicy)...)
 }
 
-func validateVerification(p *field.Path, v *Verification) field.ErrorList {
+func validateVerification(p *field.Path, v *configv1.Verification) field.ErrorList {
 	var errs field.ErrorList
 	for k, val := range v.NodeSelector {
 		for _, msg := range validation.IsQualifiedName(k) {
@@ -163,20 +109,20 @@ func validateVerification(p *field.Path, v *Verification) field.ErrorList {
 
 // validatePodPolicy checks the level, and that every allowed capability passes Pod Security at that level, so
 // that what the operator lets a TrainingJob add is never refused by the namespace afterwards.
-func validatePodPolicy(p *field.Path, pp *PodPolicy) field.ErrorList {
+func validatePodPolicy(p *field.Path, pp *configv1.PodPolicy) field.ErrorList {
 	var errs field.ErrorList
 	level := pp.PodSecurityLevel
 	switch level {
-	case PodSecurityRestricted, PodSecurityBaseline, PodSecurityPrivileged:
+	case configv1.PodSecurityRestricted, configv1.PodSecurityBaseline, configv1.PodSecurityPrivileged:
 	default:
-		errs = append(errs, field.NotSupported(p.Child("podSecurityLevel"), level, []string{PodSecurityRestricted, PodSecurityBaseline, PodSecurityPrivileged}))
+		errs = append(errs, field.NotSupported(p.Child("podSecurityLevel"), level, []string{configv1.PodSecurityRestricted, configv1.PodSecurityBaseline, configv1.PodSecurityPrivileged}))
 	}
 	for i, c := range pp.AllowedCapabilities {
 		switch {
 		case c == "" || strings.HasPrefix(c, "CAP_") || strings.ToUpper(c) != c:
 			errs = append(errs, field.Invalid(p.Child("allowedCapabilities").Index(i), c, "must be a capability name in capitals without CAP_, such as IPC_LOCK"))
-		case level == PodSecurityRestricted && c != "NET_BIND_SERVICE",
-			level == PodSecurityBaseline && !slices.Contains(BaselineCapabilities, c):
+		case level == configv1.PodSecurityRestricted && c != "NET_BIND_SERVICE",
+			level == configv1.PodSecurityBaseline && !slices.Contains(configv1.BaselineCapabilities, c):
 			errs = append(errs, field.Forbidden(p.Child("allowedCapabilities").Index(i),
 				fmt.Sprintf("%s does not pass Pod Security %s; set podSecurityLevel to one that allows it", c, level)))
 		}
@@ -211,7 +157,7 @@ func validateName(p *field.Path, name string, seen map[string]bool) field.ErrorL
 	return errs
 }
 
-func validateFilesystem(p *field.Path, fs Filesystem) field.ErrorList {
+func validateFilesystem(p *field.Path, fs configv1.Filesystem) field.ErrorList {
 	var errs field.ErrorList
 	switch {
 	case fs.CSI == nil && fs.HostPath == nil:
@@ -233,7 +179,7 @@ func validateFilesystem(p *field.Path, fs Filesystem) field.ErrorList {
 		}
 	default:
 		root := fs.HostPath.Root
-		if !IsCleanAbsolutePath(root) {
+		if !safepath.IsClean(root) {
 			errs = append(errs, field.Invalid(p.Child("hostPath", "root"), root, "must be an absolute, clean path"))
 		}
 	}
@@ -241,22 +187,8 @@ func validateFilesystem(p *field.Path, fs Filesystem) field.ErrorList {
 	case mp == "":
 		errs = append(errs, field.Required(p.Child("operatorMountPath"),
 			"the folder where the operator's container sees the filesystem's root; the operator resolves dataset paths there"))
-	case !IsCleanAbsolutePath(mp):
+	case !safepath.IsClean(mp):
 		errs = append(errs, field.Invalid(p.Child("operatorMountPath"), mp, "must be an absolute, clean path"))
 	}
 	return errs
-}
-
-// IsCleanAbsolutePath reports whether p is absolute and already in the form path.Clean gives it, with no
-// control characters and no percent signs (no encoded traversal).
-func IsCleanAbsolutePath(p string) bool {
-	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
-		return false
-	}
-	for _, r := range p {
-		if r < 0x20 || r == 0x7f || r == '%' {
-			return false
-		}
-	}
-	return true
 }

@@ -72,4 +72,7 @@ const (
 	ReasonReconciling = "Reconciling"
 	// ReasonTerminating means the object is being deleted.
 	ReasonTerminating = "Terminating"
+	// ReasonWriteFailed means a write the operator makes for the object failed; the message names the write
+	// ("create ClusterQueue tenant-a") and gives the API server's answer. The write is retried with backoff.
+	ReasonWriteFailed = "WriteFailed"
 )

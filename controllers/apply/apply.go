@@ -20,8 +20,8 @@ type Verb string
 
 // The verbs of a plan.
 const (
-	// Create creates Object. An object of that name that exists already counts as created: children have
-	// deterministic names, so it is the one an earlier pass created.
+	// Create creates Object. An object of that name that exists already is a failure, unless the write says
+	// IfMissing.
 	Create Verb = "create"
 	// Update replaces Current with Object, and writes nothing when they are equal.
 	Update Verb = "update"
@@ -41,6 +41,12 @@ type Write struct {
 	Current client.Object
 	// Lock makes a Patch fail if the object changed since it was read.
 	Lock bool
+	// Status makes an Update or Patch write the status subresource.
+	Status bool
+	// IfMissing makes a Create of an object that exists already count as made: for a child whose name is
+	// deterministic and whose owner is checked when it is read, so that an existing one is one an earlier pass
+	// created and the cache has not shown yet.
+	IfMissing bool
 	// DeleteOptions are passed to a Delete (preconditions, propagation).
 	DeleteOptions []client.DeleteOption
 	// Why says in a few words why the write is made; it goes into the log line.
@@ -74,7 +80,7 @@ func Refused(err error) bool {
 func Apply(ctx context.Context, c client.Client, plan Plan) error {
 	log := ctrl.LoggerFrom(ctx)
 	for _, w := range plan {
-		name := Describe(c, w.Verb, w.Object)
+		name := w.Name(c)
 		wrote, err := do(ctx, c, w)
 		switch {
 		case err == nil && wrote:
@@ -95,13 +101,16 @@ func do(ctx context.Context, c client.Client, w Write) (bool, error) {
 	switch w.Verb {
 	case Create:
 		err := c.Create(ctx, w.Object)
-		if apierrors.IsAlreadyExists(err) {
+		if w.IfMissing && apierrors.IsAlreadyExists(err) {
 			return false, nil
 		}
 		return err == nil, err
 	case Update:
 		if w.Current != nil && equality.Semantic.DeepEqual(w.Current, w.Object) {
 			return false, nil
+		}
+		if w.Status {
+			return true, c.Status().Update(ctx, w.Object)
 		}
 		return true, c.Update(ctx, w.Object)
 	case Patch:
@@ -115,7 +124,12 @@ func do(ctx context.Context, c client.Client, w Write) (bool, error) {
 		if w.Lock {
 			p = client.MergeFromWithOptions(w.Current, client.MergeFromWithOptimisticLock{})
 		}
-		err := c.Patch(ctx, w.Object, p)
+		var err error
+		if w.Status {
+			err = c.Status().Patch(ctx, w.Object, p)
+		} else {
+			err = c.Patch(ctx, w.Object, p)
+		}
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
@@ -143,4 +157,13 @@ func Describe(c client.Client, verb Verb, obj client.Object) string {
 		key = ns + "/" + key
 	}
 	return fmt.Sprintf("%s %s %s", verb, kind, key)
+}
+
+// Name is how a write is named in logs and in a *Failed: "create Job tenant-a/run-0", "update ClusterQueue
+// status tenant-a" for a status write.
+func (w Write) Name(c client.Client) string {
+	if w.Status {
+		return Describe(c, w.Verb, w.Object) + " status"
+	}
+	return Describe(c, w.Verb, w.Object)
 }

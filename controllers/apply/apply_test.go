@@ -67,7 +67,7 @@ func TestApply(t *testing.T) {
 	want.Data["k"] = "2"
 	plan := Plan{
 		{Verb: Create, Object: configMap("new", "1")},
-		{Verb: Create, Object: configMap("same", "other")}, // exists: counted as created, not changed
+		{Verb: Create, Object: configMap("same", "other"), IfMissing: true}, // exists: counted as made, not changed
 		{Verb: Update, Object: same.DeepCopy(), Current: same},
 		{Verb: Patch, Object: want, Current: updated, Lock: true},
 		{Verb: Delete, Object: configMap("old", "")},
@@ -88,6 +88,11 @@ func TestApply(t *testing.T) {
 	}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "after"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a write after the failure was made: %v", err)
+	}
+	// Without IfMissing, an object of that name that exists already is a failure: it is not the one planned.
+	if err := Apply(ctx, c, Plan{{Verb: Create, Object: configMap("new", "other")}}); !errors.As(err, &failed) || !apierrors.IsAlreadyExists(err) ||
+		failed.Write != "create ConfigMap ns/new" {
+		t.Fatalf("Apply = %v, want the existing object named", err)
 	}
 }
 

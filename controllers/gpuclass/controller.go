@@ -91,7 +91,7 @@ func Decide(cfg *configv1.Configuration, obs Observed) apply.Plan {
 		rf, ok := existing[c.Name]
 		delete(existing, c.Name)
 		if !ok {
-			plan = append(plan, apply.Write{Verb: apply.Create, Object: classes.Flavor(c), Why: "GPU class " + c.Name})
+			plan = append(plan, apply.Write{Verb: apply.Create, Object: classes.Flavor(c), IfMissing: true, Why: "GPU class " + c.Name})
 			continue
 		}
 		updated := rf.DeepCopy()

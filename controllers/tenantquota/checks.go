@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -62,33 +61,6 @@ func BudgetCheck() *kueue.AdmissionCheck {
 		ObjectMeta: metav1.ObjectMeta{Name: aifv1.BudgetCheckName, Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
 		Spec:       kueue.AdmissionCheckSpec{ControllerName: aifv1.BudgetCheckController},
 	}
-}
-
-// ensureBudgetCheck creates the budget AdmissionCheck if it is missing and marks it Active: Kueue holds every
-// ClusterQueue that names an inactive or missing check, so a tenant's work is never admitted past the check.
-func (r *Reconciler) ensureBudgetCheck(ctx context.Context, ac *kueue.AdmissionCheck) error {
-	if ac == nil {
-		ac = BudgetCheck()
-		if err := r.Client.Create(ctx, ac); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating admission check %s: %w", ac.Name, err)
-		}
-		return nil // its creation brings the next pass, which marks it Active
-	}
-	if ac.Spec.ControllerName != aifv1.BudgetCheckController {
-		return fmt.Errorf("admission check %s exists with controllerName %q; the operator needs %q (delete it to let the operator make it)",
-			ac.Name, ac.Spec.ControllerName, aifv1.BudgetCheckController)
-	}
-	if apimeta.IsStatusConditionTrue(ac.Status.Conditions, kueue.AdmissionCheckActive) {
-		return nil
-	}
-	apimeta.SetStatusCondition(&ac.Status.Conditions, metav1.Condition{
-		Type: kueue.AdmissionCheckActive, Status: metav1.ConditionTrue, Reason: "Active", ObservedGeneration: ac.Generation,
-		Message: "the operator reserves each workload's GPU-hours against its tenant's budget before admission",
-	})
-	if err := r.Client.Status().Update(ctx, ac); err != nil {
-		return fmt.Errorf("activating admission check %s: %w", ac.Name, err)
-	}
-	return nil
 }
 
 // setChecks writes the budget check of the workloads that accounting.Reserve judged: Ready for those granted, Pending with

@@ -4,7 +4,7 @@ package tenantquota
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -30,7 +30,7 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
-	"github.com/aifactory-eu/aifactory-operator/controllers/podpolicy"
+	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
 // Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota,
@@ -98,16 +98,17 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if b := tq.Spec.Budget; b != nil {
 		verdict = ptr.To(accounting.Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
 		res = ptr.To(accounting.Reserve(b.GPUHours*3600, acc.UsedGPUSeconds, accounting.PeriodWord(b.Period), now, usage))
-		if err := r.ensureBudgetCheck(ctx, obs.BudgetCheck); err != nil {
-			return ctrl.Result{}, err
-		}
 	}
-	if err := r.ensureQueues(ctx, tq, obs, StopPolicy(tq, verdict != nil && verdict.Exhausted)); err != nil {
-		return ctrl.Result{}, err
+	plan, err := planQueues(tq, obs, r.Config, StopPolicy(tq, verdict != nil && verdict.Exhausted))
+	if err == nil {
+		err = apply.Apply(ctx, r.Client, plan)
 	}
-	prepared, err := r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil)
+	var prepared map[types.UID]bool
+	if err == nil {
+		prepared, err = r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil)
+	}
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.showFailure(ctx, tq, err)
 	}
 	reprobe := r.probe(ctx, tq, obs, now)
 	old := tq.Status.DeepCopy()
@@ -315,42 +316,28 @@ func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []accounting.Wo
 	return out
 }
 
-// ensureQueues creates or corrects the ClusterQueue and the LocalQueues, and removes LocalQueues of namespaces
-// that left the spec once nothing of the tenant waits or runs there.
-func (r *Reconciler) ensureQueues(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, stop kueue.StopPolicy) error {
-	namespaces := obs.Namespaces(tq)
-	cq := obs.ClusterQueue
-	if cq == nil {
-		if tq.DeletionTimestamp != nil {
-			return nil // a tenant on its way out gets no new queue, even when a late pass still sees it
-		}
-		cq = &kueue.ClusterQueue{}
+// showFailure writes the status of a pass whose writes stopped at err, and returns err for the retry. The status
+// is the last one written (so the ledger never moves ahead of the workload records it depends on) with Ready
+// false naming the write. A conflict writes nothing: the newer object's event brings the pass back.
+func (r *Reconciler) showFailure(ctx context.Context, tq *aifv1.TenantQuota, err error) error {
+	if apierrors.IsConflict(err) {
+		return err
 	}
-	if err := r.apply(ctx, cq, func() { ApplyClusterQueue(cq, tq, obs.Classes, namespaces, stop, tq.Spec.Budget != nil) }); err != nil {
-		return fmt.Errorf("cluster queue: %w", err)
+	st := *tq.Status.DeepCopy()
+	ready := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonWriteFailed,
+		Message: err.Error(), ObservedGeneration: tq.Generation}
+	apimeta.SetStatusCondition(&st.Conditions, ready)
+	state := progress.Working
+	if apply.Refused(err) {
+		state = progress.Stuck
 	}
-	obs.ClusterQueue = cq
-	if tq.DeletionTimestamp != nil {
-		return nil
+	progress.Set(&st.Conditions, tq.Generation, state, ready.Reason, ready.Message)
+	old := tq.Status.DeepCopy()
+	if werr := r.writeStatus(ctx, tq, st); werr != nil {
+		return errors.Join(err, werr)
 	}
-	labels := podpolicy.NamespaceLabels(tq.Name, podpolicy.For(r.Config, tq).Level)
-	for _, ns := range namespaces {
-		if !obs.Existing[ns] {
-			continue
-		}
-		if err := r.labelNamespace(ctx, ns, obs.NamespaceLabels[ns], labels); err != nil {
-			return err
-		}
-		lq := obs.LocalQueues[ns]
-		if lq == nil {
-			lq = &kueue.LocalQueue{}
-		}
-		if err := r.apply(ctx, lq, func() { ApplyLocalQueue(lq, tq, ns, r.Config.DefaultQueueName) }); err != nil {
-			return fmt.Errorf("local queue in %s: %w", ns, err)
-		}
-		obs.LocalQueues[ns] = lq
-	}
-	return nil
+	r.announce(tq, old)
+	return err
 }
 
 // removeDeparted deletes the LocalQueues of namespaces that left the spec once nothing of the tenant waits or
@@ -364,51 +351,6 @@ func (r *Reconciler) removeDeparted(ctx context.Context, tq *aifv1.TenantQuota, 
 			return fmt.Errorf("deleting local queue in %s: %w", ns, err)
 		}
 		delete(obs.LocalQueues, ns)
-	}
-	return nil
-}
-
-// labelNamespace gives a tenant namespace the labels it lacks or has wrong: the tenant's name, which Kueue's
-// managedJobsNamespaceSelector matches, and Pod Security admission at the tenant's level. Other labels stay.
-func (r *Reconciler) labelNamespace(ctx context.Context, ns string, have, want map[string]string) error {
-	patch := map[string]string{}
-	for k, v := range want {
-		if have[k] != v {
-			patch[k] = v
-		}
-	}
-	if len(patch) == 0 {
-		return nil
-	}
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
-	if err != nil {
-		return err
-	}
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	meta.SetName(ns)
-	if err := r.Client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, body)); err != nil {
-		return fmt.Errorf("labelling namespace %s: %w", ns, err)
-	}
-	return nil
-}
-
-// apply creates obj after mutate if it has no resource version yet, else updates it if mutate changed it.
-func (r *Reconciler) apply(ctx context.Context, obj client.Object, mutate func()) error {
-	if obj.GetResourceVersion() == "" {
-		mutate()
-		if err := r.Client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("creating %s: %w", obj.GetName(), err)
-		}
-		return nil
-	}
-	before := obj.DeepCopyObject()
-	mutate()
-	if equality.Semantic.DeepEqual(before, obj) {
-		return nil
-	}
-	if err := r.Client.Update(ctx, obj); err != nil {
-		return fmt.Errorf("updating %s: %w", obj.GetName(), err)
 	}
 	return nil
 }

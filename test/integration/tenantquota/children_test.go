@@ -324,3 +324,42 @@ func TestMoreDeletionOrders(t *testing.T) {
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: tenantquota.ClusterQueueName("ghost")}, &kueue.ClusterQueue{}))).To(gomega.BeTrue())
 	})
 }
+
+// A child write the API server turns down shows in the tenant's status, naming the write and giving the API
+// server's answer; the tenant's other queues are still made, and the write succeeds once the obstacle is gone.
+// Here a LocalQueue that someone else made holds the name of the tenant's queue in one of its namespaces.
+func TestRefusedChildShowsInTheStatus(t *testing.T) {
+	ctx := context.Background()
+	startOperator(t, testConfig(), newClock())
+	const name = "squatted"
+	if err := env.CreateNamespaces(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &kueue.LocalQueue{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "default"}, Spec: kueue.LocalQueueSpec{ClusterQueue: "elsewhere"}}
+	if err := c.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 8).Obj())
+	framework.Eventually(t, func(g gomega.Gomega) {
+		ready := condition(tenant(t, name), aifv1.ConditionReady)
+		g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonWriteFailed))
+		g.Expect(ready.Message).To(gomega.HavePrefix("create LocalQueue " + name + "/default: "))
+		g.Expect(ready.Message).To(gomega.ContainSubstring("already exists"))
+		clusterQueue(g, name) // the writes before the failed one were made
+	})
+	got := &kueue.LocalQueue{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(foreign), got); err != nil || got.Spec.ClusterQueue != "elsewhere" {
+		t.Fatalf("the existing LocalQueue was changed: %v %v", got.Spec, err)
+	}
+
+	if err := c.Delete(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(condition(tenant(t, name), aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
+		lq := &kueue.LocalQueue{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(foreign), lq)).To(gomega.Succeed())
+		g.Expect(lq.Spec.ClusterQueue).To(gomega.Equal(kueue.ClusterQueueReference(tenantquota.ClusterQueueName(name))))
+	})
+}

@@ -103,7 +103,11 @@ func TestPlanQueues(t *testing.T) {
 		want: []step{{apply.Update, "ClusterQueue", "tenant-medai", false}, {apply.Update, "LocalQueue", "default", false}},
 	}, {
 		name: "a tenant on its way out gets no new ClusterQueue, no check and no namespace writes",
-		tq:   func() *aifv1.TenantQuota { tq := tenant(true); tq.DeletionTimestamp = &metav1.Time{Time: time.Now()}; return tq }(),
+		tq: func() *aifv1.TenantQuota {
+			tq := tenant(true)
+			tq.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+			return tq
+		}(),
 		edit: func(o *Observed) { o.ClusterQueue, o.BudgetCheck = nil, nil },
 	}, {
 		name:  "a check of that name owned by another controller stops the plan",

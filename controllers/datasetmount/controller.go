@@ -5,6 +5,7 @@ package datasetmount
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -123,27 +124,48 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.makeChildren(ctx, dsm, obs); err != nil {
+		return ctrl.Result{}, r.showFailure(ctx, dsm, err)
+	}
+	return requeue(dsm, obs), r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
+}
+
+// makeChildren makes the volume, claim and verification of a granted DatasetMount, or deletes the volume and
+// claim of a revoked one once no running run uses them.
+func (r *Reconciler) makeChildren(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) error {
+	var err error
 	switch {
 	case obs.granted(dsm):
-		if obs.claim, obs.conflict, err = r.ensureVolume(ctx, dsm, obs); err != nil {
-			return ctrl.Result{}, err
+		if obs.claim, obs.conflict, err = r.ensureVolume(ctx, dsm, obs); err != nil || obs.claim == nil {
+			return err
 		}
-		if obs.claim != nil {
-			if obs.verify, err = r.ensureVerification(ctx, dsm, obs); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
+		obs.verify, err = r.ensureVerification(ctx, dsm, obs)
+		return err
 	case obs.pathErr != nil && !obs.unsafe(), obs.unlabelled && len(obs.invalid) == 0 && !obs.tenantChanged(dsm):
 		// The path is missing or out of reach for now, or the namespace waits for its label: nothing new is
 		// made, and what exists stays.
+		return nil
 	case len(obs.running) == 0:
 		// Revoked: without the claim and the volume no new pod can mount the data. Runs that are still
 		// running keep them until they end.
-		if err := r.deleteVolume(ctx, dsm); err != nil {
-			return ctrl.Result{}, err
-		}
+		return r.deleteVolume(ctx, dsm)
 	}
-	return requeue(dsm, obs), r.writeStatus(ctx, dsm, ComputeStatus(dsm, obs))
+	return nil
+}
+
+// showFailure writes the status of a pass whose writes stopped at err, and returns err for the retry: the last
+// status written, with Ready false naming the failed write and the API server's answer. A conflict writes
+// nothing: the newer object's event brings the pass back.
+func (r *Reconciler) showFailure(ctx context.Context, dsm *aifv1.DatasetMount, err error) error {
+	if apierrors.IsConflict(err) {
+		return err
+	}
+	st := *dsm.Status.DeepCopy()
+	st.Conditions = apply.FailureConditions(st.Conditions, dsm.Generation, err)
+	if werr := r.writeStatus(ctx, dsm, st); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
 }
 
 // pathRecheck is how often a granted DatasetMount's path is resolved again without an event.

@@ -30,7 +30,6 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/conflict"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
-	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
 // Reconciler keeps a tenant's Kueue ClusterQueue, LocalQueues and budget ledger in line with its TenantQuota,
@@ -324,14 +323,7 @@ func (r *Reconciler) showFailure(ctx context.Context, tq *aifv1.TenantQuota, err
 		return err
 	}
 	st := *tq.Status.DeepCopy()
-	ready := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonWriteFailed,
-		Message: err.Error(), ObservedGeneration: tq.Generation}
-	apimeta.SetStatusCondition(&st.Conditions, ready)
-	state := progress.Working
-	if apply.Refused(err) {
-		state = progress.Stuck
-	}
-	progress.Set(&st.Conditions, tq.Generation, state, ready.Reason, ready.Message)
+	st.Conditions = apply.FailureConditions(st.Conditions, tq.Generation, err)
 	old := tq.Status.DeepCopy()
 	if werr := r.writeStatus(ctx, tq, st); werr != nil {
 		return errors.Join(err, werr)

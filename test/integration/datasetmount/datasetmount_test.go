@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -444,4 +445,44 @@ func completeVerification(t *testing.T, job *batchv1.Job) {
 	if err := c.Status().Update(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A child write the API server turns down shows in the DatasetMount's status, naming the write and giving the
+// API server's answer, and is made once the obstacle is gone. Here a ResourceQuota allows the namespace no
+// claim, so the dataset's claim is refused.
+func TestRefusedChildShowsInTheStatus(t *testing.T) {
+	ctx := context.Background()
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-claims"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePersistentVolumeClaims: resource.MustParse("0")}},
+	}
+	if err := c.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(ctx, quota) })
+	// The quota counts once its status says what is used, as the resource quota controller (not running in
+	// envtest) would write it.
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{corev1.ResourcePersistentVolumeClaims: resource.MustParse("0")}}
+	if err := c.Status().Update(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	d := builders.DatasetMount(ns, "no-room", "/medai/no-room").Obj()
+	create(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		st := dsm(g, d.Name).Status
+		ready := condition(st.Conditions, aifv1.ConditionReady)
+		g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonWriteFailed))
+		g.Expect(ready.Message).To(gomega.HavePrefix("creating claim: "))
+		g.Expect(ready.Message).To(gomega.ContainSubstring("quota"))
+		g.Expect(condition(st.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
+	})
+
+	if err := c.Delete(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	bind(t, d)
+	framework.Eventually(t, func(g gomega.Gomega) {
+		g.Expect(condition(dsm(g, d.Name).Status.Conditions, aifv1.ConditionReady).Status).To(gomega.Equal(metav1.ConditionTrue))
+	})
 }

@@ -1,0 +1,24 @@
+package apply
+
+import (
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
+)
+
+// FailureConditions returns conds with Ready false for reason WriteFailed and err's message (which, for a
+// *Failed, names the write), and Reconciling, or Stalled when the API server refused the write for good.
+func FailureConditions(conds []metav1.Condition, generation int64, err error) []metav1.Condition {
+	out := append([]metav1.Condition(nil), conds...)
+	ready := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse, Reason: aifv1.ReasonWriteFailed,
+		Message: err.Error(), ObservedGeneration: generation}
+	apimeta.SetStatusCondition(&out, ready)
+	state := progress.Working
+	if Refused(err) {
+		state = progress.Stuck
+	}
+	progress.Set(&out, generation, state, ready.Reason, ready.Message)
+	return out
+}

@@ -20,6 +20,7 @@ import (
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
+	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount"
 	"github.com/aifactory-eu/aifactory-operator/controllers/gpuclass"
@@ -56,7 +57,7 @@ type Options struct {
 
 // Setup registers the operator's controllers with the manager.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
-	cfg, c := o.Config, mgr.GetClient()
+	cfg, c := o.Config, apply.Logged(mgr.GetClient())
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}

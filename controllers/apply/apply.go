@@ -1,6 +1,7 @@
-// Package apply makes the writes that a controller's decide function planned, in the planned order, logs each
-// write it makes or that the API server refuses, and stops at the first failure, naming the write. Controllers
-// write their status after Apply whatever it returned, so that the status says which write failed and why.
+// Package apply makes the writes that a controller's decide function planned, in the planned order, and stops at
+// the first failure, naming the write. Controllers write their status after Apply whatever it returned, so that
+// the status says which write failed and why. Logged makes every write of the controllers' client leave a log
+// line.
 package apply
 
 import (
@@ -49,7 +50,7 @@ type Write struct {
 	IfMissing bool
 	// DeleteOptions are passed to a Delete (preconditions, propagation).
 	DeleteOptions []client.DeleteOption
-	// Why says in a few words why the write is made; it goes into the log line.
+	// Why says in a few words why the write is made, for the reader of a plan (and the log at -v=2).
 	Why string
 }
 
@@ -78,20 +79,13 @@ func Refused(err error) bool {
 // Apply makes the plan's writes in order. It returns nil when all were made or had nothing to change, and
 // otherwise a *Failed for the first write that failed; the writes after it are not made.
 func Apply(ctx context.Context, c client.Client, plan Plan) error {
-	log := ctrl.LoggerFrom(ctx)
 	for _, w := range plan {
-		name := w.Name(c)
 		wrote, err := do(ctx, c, w)
-		switch {
-		case err == nil && wrote:
-			log.Info("wrote", "write", name, "why", w.Why)
-		case err == nil:
-		case apierrors.IsConflict(err):
-			log.V(1).Info("write conflict; the newer object brings the pass back", "write", name, "error", err.Error())
-			return &Failed{Write: name, Err: err}
-		default:
-			log.Info("write failed", "write", name, "why", w.Why, "refused", Refused(err), "error", err.Error())
-			return &Failed{Write: name, Err: err}
+		if err != nil {
+			return &Failed{Write: w.Name(c), Err: err}
+		}
+		if !wrote {
+			ctrl.LoggerFrom(ctx).V(2).Info("nothing to write", "write", w.Name(c), "why", w.Why)
 		}
 	}
 	return nil

@@ -3,14 +3,17 @@ package apply
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -110,5 +113,41 @@ func TestConditionEvents(t *testing.T) {
 	}
 	if diff := cmp.Diff(want[1:], ConditionEvents(before, after, warn, "Ready", "InUse")); diff != "" {
 		t.Errorf("chosen types (-want +got):\n%s", diff)
+	}
+}
+
+// Every write of the controllers' client leaves one line with the write's name: made, failed (with the API
+// server's answer), or, at -v=1, a conflict.
+func TestLoggedWrites(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{Verbosity: 1})
+	ctx := ctrl.LoggerInto(context.Background(), log)
+	c := Logged(fake.NewClientBuilder().WithObjects(configMap("old", "1")).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if obj.GetName() == "refused" {
+				return apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "refused", errors.New("exceeded quota"))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build())
+	_ = c.Create(ctx, configMap("new", "1"))
+	_ = c.Create(ctx, configMap("refused", "1"))
+	stale := configMap("old", "2")
+	stale.ResourceVersion = "1"
+	_ = c.Update(ctx, stale)
+	_ = c.Status().Update(ctx, configMap("new", "1"))
+	want := []string{
+		`"level"=0 "msg"="wrote" "write"="create ConfigMap ns/new"`,
+		`"level"=0 "msg"="write failed" "write"="create ConfigMap ns/refused" "refused"=true "error"="configmaps \"refused\" is forbidden: exceeded quota"`,
+		`"level"=1 "msg"="write not made" "write"="update ConfigMap ns/old"`,
+		`"level"=0 "msg"="write failed" "write"="update ConfigMap ns/new status" "refused"=false`, // no status here
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("log lines:\n%s", strings.Join(lines, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(lines[i], want[i]) {
+			t.Errorf("line %d:\n got %s\nwant %s", i, lines[i], want[i])
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -106,21 +108,41 @@ func (f *Factory) applyDir(ctx context.Context, dir string) error {
 	return f.waitEstablished(ctx, crds)
 }
 
-// waitEstablished waits until the API server serves the named CRDs.
+// waitEstablished waits until the API server serves the named CRDs, and its discovery lists every served
+// version: a component that starts next (Kueue) maps its kinds through discovery once, at start, and fails if a
+// version is not listed yet, which on a loaded machine can be a while after the CRD is established.
 func (f *Factory) waitEstablished(ctx context.Context, names []string) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(f.Config)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			crd := &apiextensionsv1.CustomResourceDefinition{}
 			if err := f.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
 				return false, err
 			}
-			return established(crd), nil
+			return established(crd) && discovered(dc, crd), nil
 		})
 		if err != nil {
-			return fmt.Errorf("CRD %s not established: %w", name, err)
+			return fmt.Errorf("CRD %s not established and discovered: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// discovered reports whether discovery lists the CRD's resource in each version it serves.
+func discovered(dc discovery.DiscoveryInterface, crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, v := range crd.Spec.Versions {
+		if !v.Served {
+			continue
+		}
+		list, err := dc.ServerResourcesForGroupVersion(crd.Spec.Group + "/" + v.Name)
+		if err != nil || !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == crd.Spec.Names.Plural }) {
+			return false
+		}
+	}
+	return true
 }
 
 func established(crd *apiextensionsv1.CustomResourceDefinition) bool {

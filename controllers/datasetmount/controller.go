@@ -35,6 +35,7 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasetmount/manifest"
 	"github.com/aifactory-eu/aifactory-operator/controllers/datasets"
 	"github.com/aifactory-eu/aifactory-operator/controllers/index"
+	"github.com/aifactory-eu/aifactory-operator/controllers/jobs"
 	"github.com/aifactory-eu/aifactory-operator/controllers/tenancy"
 )
 
@@ -574,18 +575,11 @@ func readVerification(job *batchv1.Job, pods []corev1.Pod) verification {
 }
 
 func jobFinished(job *batchv1.Job) (done, failed bool, why string) {
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			return true, false, ""
-		case batchv1.JobFailed:
-			return true, true, strings.TrimSpace(c.Reason + ": " + c.Message)
-		}
+	c := jobs.Ended(job)
+	if c == nil || c.Type == batchv1.JobComplete {
+		return c != nil, false, ""
 	}
-	return false, false, ""
+	return true, true, strings.TrimSpace(c.Reason + ": " + c.Message)
 }
 
 // resultOf is the termination message of a pod's verify container, if it terminated with the expected

@@ -17,6 +17,7 @@ import (
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
+	"github.com/aifactory-eu/aifactory-operator/controllers/jobs"
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
@@ -457,20 +458,17 @@ func MaxExecSeconds(bound *time.Duration, st *aifv1.TrainingJobStatus) int32 {
 // workload (what the tenant's ledger charges), or the Job's own time when Kueue no longer has the workload. The
 // end is nil while Kueue has yet to finish the workload.
 func finished(job *batchv1.Job, wl *kueue.Workload) (*time.Time, *batchv1.JobCondition) {
-	for i := range job.Status.Conditions {
-		c := &job.Status.Conditions[i]
-		if c.Status != corev1.ConditionTrue || (c.Type != batchv1.JobComplete && c.Type != batchv1.JobFailed) {
-			continue
-		}
-		if wl == nil {
-			return ptr.To(c.LastTransitionTime.UTC()), c
-		}
-		if f := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadFinished); f != nil && f.Status == metav1.ConditionTrue {
-			return ptr.To(f.LastTransitionTime.UTC()), c
-		}
-		return nil, c
+	c := jobs.Ended(job)
+	switch {
+	case c == nil:
+		return nil, nil
+	case wl == nil:
+		return ptr.To(c.LastTransitionTime.UTC()), c
 	}
-	return nil, nil
+	if f := apimeta.FindStatusCondition(wl.Status.Conditions, kueue.WorkloadFinished); f != nil && f.Status == metav1.ConditionTrue {
+		return ptr.To(f.LastTransitionTime.UTC()), c
+	}
+	return nil, c
 }
 
 func admitted(wl *kueue.Workload) bool {

@@ -114,7 +114,7 @@ func do(ctx context.Context, c client.Client, w Write) (bool, error) {
 		if equality.Semantic.DeepEqual(w.Current, w.Object) {
 			return false, nil
 		}
-		var p client.Patch = client.MergeFrom(w.Current)
+		p := client.MergeFrom(w.Current)
 		if w.Lock {
 			p = client.MergeFromWithOptions(w.Current, client.MergeFromWithOptimisticLock{})
 		}

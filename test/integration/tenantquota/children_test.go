@@ -62,6 +62,9 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 		// The last thing the operator settles: both namespaces labelled and probed for Kueue's gate (which this
 		// suite's Kueue, running without its webhooks, does not set).
 		g.Expect(condition(tq, aifv1.ConditionIsolated).Reason).To(gomega.Equal(aifv1.ReasonPodsNotGated))
+		// The status lists what the operator has seen, so each namespace's LocalQueue once its creation was
+		// observed.
+		g.Expect(tq.Status.Namespaces).To(gomega.HaveEach(gomega.HaveField("LocalQueue", "default")))
 		lq := &kueue.LocalQueue{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "inline-later", Name: "default"}, lq)).To(gomega.Succeed())
 		g.Expect(lq.Spec.ClusterQueue).To(gomega.Equal(kueue.ClusterQueueReference(tenantquota.ClusterQueueName(name))))

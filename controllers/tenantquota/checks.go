@@ -63,8 +63,8 @@ func BudgetCheck() *kueue.AdmissionCheck {
 	}
 }
 
-// setChecks writes the budget check of the workloads that accounting.Reserve judged: Ready for those granted, Pending with
-// the figures for those that wait (only when the message changed). The workloads' accounting is already durable
+// setChecks writes the budget check of the workloads that accounting.Reserve judged: Ready for those granted, Pending
+// with the figures for those that wait (only when the message changed). The workloads' accounting is already durable
 // (prepareWorkloads ran first), so a granted workload's seconds reach the ledger whatever happens next.
 func (r *Reconciler) setChecks(ctx context.Context, wls []kueue.Workload, res *accounting.Reservation, now time.Time, prepared map[types.UID]bool) error {
 	granted := map[types.UID]bool{}

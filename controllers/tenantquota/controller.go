@@ -135,8 +135,8 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: requeueAfter(now, period, verdict, res, acc.RunningGPUs, reprobe)}, nil
 }
 
-// answerBudget writes the budget checks that accounting.Reserve decided and stops the runs that reached a bound only the
-// operator enforces. A tenant on its way out answers nothing: its queue is held.
+// answerBudget writes the budget checks that accounting.Reserve decided and stops the runs that reached a bound only
+// the operator enforces. A tenant on its way out answers nothing: its queue is held.
 func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *accounting.Reservation, usage []accounting.WorkloadUsage, now time.Time, prepared map[types.UID]bool) error {
 	if tq.DeletionTimestamp != nil || res == nil {
 		return nil
@@ -382,9 +382,9 @@ func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload,
 }
 
 // pastToRecord is the admitted seconds to record on a workload whose budget check waits for an answer, before
-// it is granted: what Kueue's maximum execution time would wipe (see accounting.PastSeconds). Once Kueue has stopped the
-// workload there, the record is what accounting.PastSeconds adds back and stays as it is: recording the sum again would
-// count the last admission once more on every pass.
+// it is granted: what Kueue's maximum execution time would wipe (see accounting.PastSeconds). Once Kueue has stopped
+// the workload there, the record is what accounting.PastSeconds adds back and stays as it is: recording the sum again
+// would count the last admission once more on every pass.
 func pastToRecord(wl *kueue.Workload) (string, bool) {
 	waiting := false
 	for _, c := range wl.Status.AdmissionChecks {

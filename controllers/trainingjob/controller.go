@@ -222,11 +222,7 @@ func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observe
 		}
 	}
 	if act.SetActive != nil && obs.Workload != nil {
-		why := aifv1.ReasonSuspended
-		if tj.Status.Reason == aifv1.ReasonDeadlineExceeded {
-			why = aifv1.ReasonDeadlineExceeded
-		}
-		return r.setActive(ctx, obs.Workload, *act.SetActive, why)
+		return r.setActive(ctx, obs.Workload, *act.SetActive, act.Deactivation)
 	}
 	return nil
 }

@@ -60,6 +60,9 @@ type Actions struct {
 	// SetActive sets the current workload's spec.active: false to suspend the run or stop it at its deadline,
 	// true to resume it.
 	SetActive *bool
+	// Deactivation is the reason recorded on a workload that SetActive deactivates (aifv1.DeactivatedAnnotation):
+	// Suspended or DeadlineExceeded.
+	Deactivation string
 	// RequeueAfter is when the run reaches maxRunDuration, while it is admitted.
 	RequeueAfter time.Duration
 }
@@ -183,7 +186,7 @@ func follow(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, ac
 		if left <= 0 {
 			settle(cur, u, obs.Now)
 			if obs.Workload != nil && ptr.Deref(obs.Workload.Spec.Active, true) {
-				act.SetActive = ptr.To(false)
+				act.SetActive, act.Deactivation = ptr.To(false), aifv1.ReasonDeadlineExceeded
 			}
 			return outcome{aifv1.PhaseFailed, aifv1.ReasonDeadlineExceeded, fmt.Sprintf("the run was admitted for its whole run bound of %s", *obs.Bound)}
 		}
@@ -297,7 +300,7 @@ func activation(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus
 	switch {
 	case tj.Spec.Suspend:
 		if wl != nil && active {
-			act.SetActive = ptr.To(false)
+			act.SetActive, act.Deactivation = ptr.To(false), aifv1.ReasonSuspended
 		}
 		if admitted(wl) {
 			return outcome{aifv1.PhaseSuspended, aifv1.ReasonSuspended, "spec.suspend is true; Kueue is stopping the workers"}, true

@@ -313,7 +313,7 @@ func TestStep(t *testing.T) {
 	}, {
 		name: "maxRunDuration used up: stopped and Failed", tj: bounded, old: status(aifv1.PhaseRunning, 0, running0),
 		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload, Bound: ptr.To(time.Hour)}, now: 61 * time.Minute,
-		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false)},
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false), Deactivation: aifv1.ReasonDeadlineExceeded},
 		check: func(t *testing.T, st aifv1.TrainingJobStatus) {
 			if st.Usage.GPUSeconds != 3600*16 {
 				t.Errorf("usage %+v", st.Usage)
@@ -322,7 +322,7 @@ func TestStep(t *testing.T) {
 	}, {
 		name: "the tenant's default bound used up: stopped and Failed", tj: base, old: status(aifv1.PhaseRunning, 0, running0),
 		obs: Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload, Bound: ptr.To(30 * time.Minute)}, now: 31 * time.Minute,
-		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false)},
+		phase: aifv1.PhaseFailed, reason: aifv1.ReasonDeadlineExceeded, act: Actions{SetActive: ptr.To(false), Deactivation: aifv1.ReasonDeadlineExceeded},
 	}, {
 		name: "quota reserved, the budget check holds it: WaitingForBudget with the figures", tj: base, old: status(aifv1.PhaseQueued, 0, aifv1.AttemptUsage{}),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().waitingForBudget("needs 16.00 GPU-hours (16 GPUs x 1h0m0s run bound)").Workload},
@@ -339,7 +339,7 @@ func TestStep(t *testing.T) {
 	}, {
 		name: "suspended while admitted: Kueue is asked to stop it", tj: suspended, old: status(aifv1.PhaseRunning, 0, running0),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(2, "s1"), Workload: workload().admitted(time.Minute).Workload},
-		phase: aifv1.PhaseSuspended, reason: aifv1.ReasonSuspended, act: Actions{SetActive: ptr.To(false)},
+		phase: aifv1.PhaseSuspended, reason: aifv1.ReasonSuspended, act: Actions{SetActive: ptr.To(false), Deactivation: aifv1.ReasonSuspended},
 	}, {
 		name: "suspended and stopped: nothing more to do", tj: suspended, old: status(aifv1.PhaseSuspended, 0, running0),
 		obs:   Observed{Verdict: accepted, Shape: "s1", Job: attemptJob(0, "s1"), Workload: workload().inactive().preempted(11*time.Minute, 600).Workload},

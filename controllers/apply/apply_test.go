@@ -151,3 +151,33 @@ func TestLoggedWrites(t *testing.T) {
 		}
 	}
 }
+
+// A failure already shown for this generation is not written again, whatever the API server's answer says this
+// time; another write's failure, or a new generation, is.
+func TestFailureShown(t *testing.T) {
+	first := &Failed{Write: "create Job ns/a", Err: errors.New("exceeded quota: used 3")}
+	conds := FailureConditions(nil, 2, first)
+	cases := []struct {
+		name string
+		gen  int64
+		err  error
+		want bool
+	}{
+		{"the same write, another answer", 2, &Failed{Write: "create Job ns/a", Err: errors.New("exceeded quota: used 4")}, true},
+		{"another write", 2, &Failed{Write: "create Job ns/b", Err: errors.New("exceeded quota: used 3")}, false},
+		{"a new generation", 3, first, false},
+		{"an error that names no write, the same", 2, errors.New(first.Error()), true},
+		{"an error that names no write, another", 2, errors.New("admission check x exists"), false},
+		{"a wrapped step, another answer", 2, errors.New("create Job ns/a: exceeded quota: used 5"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := FailureShown(conds, tc.gen, tc.err); got != tc.want {
+				t.Fatalf("FailureShown = %t, want %t", got, tc.want)
+			}
+		})
+	}
+	if FailureShown(nil, 2, first) {
+		t.Fatal("a status without the failure shows it")
+	}
+}

@@ -1,6 +1,9 @@
 package apply
 
 import (
+	"errors"
+	"strings"
+
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -21,4 +24,21 @@ func FailureConditions(conds []metav1.Condition, generation int64, err error) []
 	}
 	progress.Set(&out, generation, state, ready.Reason, ready.Message)
 	return out
+}
+
+// FailureShown reports whether conds already show err for this generation: Ready is WriteFailed and names the
+// same write (or, for another error, the same text before its first ": ", such as "creating claim"). A controller then writes nothing: an
+// API server's answer may change from one retry to the next (a quota's counts), and each status write would
+// bring the object straight back, past the retry's backoff.
+func FailureShown(conds []metav1.Condition, generation int64, err error) bool {
+	ready := apimeta.FindStatusCondition(conds, aifv1.ConditionReady)
+	if ready == nil || ready.Reason != aifv1.ReasonWriteFailed || ready.ObservedGeneration != generation {
+		return false
+	}
+	var f *Failed
+	if errors.As(err, &f) {
+		return strings.HasPrefix(ready.Message, f.Write+": ")
+	}
+	step, _, _ := strings.Cut(err.Error(), ": ")
+	return ready.Message == err.Error() || strings.HasPrefix(ready.Message, step+": ")
 }

@@ -158,7 +158,7 @@ func (r *Reconciler) makeChildren(ctx context.Context, dsm *aifv1.DatasetMount, 
 // status written, with Ready false naming the failed write and the API server's answer. A conflict writes
 // nothing: the newer object's event brings the pass back.
 func (r *Reconciler) showFailure(ctx context.Context, dsm *aifv1.DatasetMount, err error) error {
-	if apierrors.IsConflict(err) {
+	if apierrors.IsConflict(err) || apply.FailureShown(dsm.Status.Conditions, dsm.Generation, err) {
 		return err
 	}
 	st := *dsm.Status.DeepCopy()

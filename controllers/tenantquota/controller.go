@@ -319,7 +319,7 @@ func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []accounting.Wo
 // is the last one written (so the ledger never moves ahead of the workload records it depends on) with Ready
 // false naming the write. A conflict writes nothing: the newer object's event brings the pass back.
 func (r *Reconciler) showFailure(ctx context.Context, tq *aifv1.TenantQuota, err error) error {
-	if apierrors.IsConflict(err) {
+	if apierrors.IsConflict(err) || apply.FailureShown(tq.Status.Conditions, tq.Generation, err) {
 		return err
 	}
 	st := *tq.Status.DeepCopy()

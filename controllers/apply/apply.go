@@ -84,8 +84,8 @@ func Apply(ctx context.Context, c client.Client, plan Plan) error {
 		if err != nil {
 			return &Failed{Write: w.Name(c), Err: err}
 		}
-		if !wrote {
-			ctrl.LoggerFrom(ctx).V(2).Info("nothing to write", "write", w.Name(c), "why", w.Why)
+		if log := ctrl.LoggerFrom(ctx).V(2); !wrote && log.Enabled() {
+			log.Info("nothing to write", "write", w.Name(c), "why", w.Why)
 		}
 	}
 	return nil

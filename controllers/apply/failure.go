@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -41,4 +42,17 @@ func FailureShown(conds []metav1.Condition, generation int64, err error) bool {
 	}
 	step, _, _ := strings.Cut(err.Error(), ": ")
 	return ready.Message == err.Error() || strings.HasPrefix(ready.Message, step+": ")
+}
+
+// ShowFailure hands write the conditions that show err, and returns err for the retry (joined with write's own
+// error). It writes nothing for a conflict (the newer object's event brings the pass back) or for a failure
+// the conditions already show.
+func ShowFailure(err error, conds []metav1.Condition, generation int64, write func([]metav1.Condition) error) error {
+	if apierrors.IsConflict(err) || FailureShown(conds, generation, err) {
+		return err
+	}
+	if werr := write(FailureConditions(conds, generation, err)); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
 }

@@ -6,7 +6,6 @@ package datasetmount
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -158,15 +157,11 @@ func (r *Reconciler) makeChildren(ctx context.Context, dsm *aifv1.DatasetMount, 
 // status written, with Ready false naming the failed write and the API server's answer. A conflict writes
 // nothing: the newer object's event brings the pass back.
 func (r *Reconciler) showFailure(ctx context.Context, dsm *aifv1.DatasetMount, err error) error {
-	if apierrors.IsConflict(err) || apply.FailureShown(dsm.Status.Conditions, dsm.Generation, err) {
-		return err
-	}
-	st := *dsm.Status.DeepCopy()
-	st.Conditions = apply.FailureConditions(st.Conditions, dsm.Generation, err)
-	if werr := r.writeStatus(ctx, dsm, st); werr != nil {
-		return errors.Join(err, werr)
-	}
-	return err
+	return apply.ShowFailure(err, dsm.Status.Conditions, dsm.Generation, func(conds []metav1.Condition) error {
+		st := *dsm.Status.DeepCopy()
+		st.Conditions = conds
+		return r.writeStatus(ctx, dsm, st)
+	})
 }
 
 // pathRecheck is how often a granted DatasetMount's path is resolved again without an event.

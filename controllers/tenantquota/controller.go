@@ -4,7 +4,6 @@ package tenantquota
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -319,17 +318,15 @@ func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []accounting.Wo
 // is the last one written (so the ledger never moves ahead of the workload records it depends on) with Ready
 // false naming the write. A conflict writes nothing: the newer object's event brings the pass back.
 func (r *Reconciler) showFailure(ctx context.Context, tq *aifv1.TenantQuota, err error) error {
-	if apierrors.IsConflict(err) || apply.FailureShown(tq.Status.Conditions, tq.Generation, err) {
-		return err
-	}
-	st := *tq.Status.DeepCopy()
-	st.Conditions = apply.FailureConditions(st.Conditions, tq.Generation, err)
-	old := tq.Status.DeepCopy()
-	if werr := r.writeStatus(ctx, tq, st); werr != nil {
-		return errors.Join(err, werr)
-	}
-	r.announce(tq, old)
-	return err
+	return apply.ShowFailure(err, tq.Status.Conditions, tq.Generation, func(conds []metav1.Condition) error {
+		st, old := *tq.Status.DeepCopy(), tq.Status.DeepCopy()
+		st.Conditions = conds
+		if err := r.writeStatus(ctx, tq, st); err != nil {
+			return err
+		}
+		r.announce(tq, old)
+		return nil
+	})
 }
 
 // removeDeparted deletes the LocalQueues of namespaces that left the spec once nothing of the tenant waits or

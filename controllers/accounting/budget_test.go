@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 )
@@ -215,15 +216,14 @@ func TestWaitMessageIsStableWhileWorkRuns(t *testing.T) {
 // keeping only the last admission: the figure recorded before that admission was granted is added back.
 func TestPastSecondsSurviveKueuesMaximumExecutionTime(t *testing.T) {
 	wl := func(past int32, annotation, condition, reason string) *kueue.Workload {
-		w := &kueue.Workload{}
-		w.Status.AccumulatedPastExecutionTimeSeconds = ptr.To(past)
+		w := utiltestingapi.MakeWorkload("wl", "medai-a").PastAdmittedTime(past)
 		if annotation != "" {
-			w.Annotations = map[string]string{PastSecondsAnnotation: annotation}
+			w.Annotation(PastSecondsAnnotation, annotation)
 		}
 		if condition != "" {
-			w.Status.Conditions = []metav1.Condition{{Type: condition, Status: metav1.ConditionTrue, Reason: reason}}
+			w.Condition(metav1.Condition{Type: condition, Status: metav1.ConditionTrue, Reason: reason})
 		}
-		return w
+		return w.Obj()
 	}
 	cases := []struct {
 		name string

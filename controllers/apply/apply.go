@@ -24,7 +24,8 @@ const (
 	// Create creates Object. An object of that name that exists already is a failure, unless the write says
 	// IfMissing.
 	Create Verb = "create"
-	// Update replaces Current with Object, and writes nothing when they are equal.
+	// Update replaces Current with Object, and writes nothing when they are equal; an object that is gone
+	// counts as nothing to write (the next pass sees it gone).
 	Update Verb = "update"
 	// Patch sends the merge patch from Current to Object, and writes nothing when they are equal. With Lock
 	// the patch carries Current's resourceVersion and fails with a conflict if the object changed since.
@@ -52,6 +53,9 @@ type Write struct {
 	DeleteOptions []client.DeleteOption
 	// Why says in a few words why the write is made, for the reader of a plan (and the log at -v=2).
 	Why string
+	// Then runs after the write was made, and not when it had nothing to change or failed: for what must
+	// follow the write and only it (remembering a grant the cache has yet to show, an event on the child).
+	Then func()
 }
 
 // Plan is an ordered list of writes: crash safety depends on the order (a record is written before the child
@@ -84,6 +88,9 @@ func Apply(ctx context.Context, c client.Client, plan Plan) error {
 		if err != nil {
 			return &Failed{Write: w.Name(c), Err: err}
 		}
+		if wrote && w.Then != nil {
+			w.Then()
+		}
 		if log := ctrl.LoggerFrom(ctx).V(2); !wrote && log.Enabled() {
 			log.Info("nothing to write", "write", w.Name(c), "why", w.Why)
 		}
@@ -103,10 +110,16 @@ func do(ctx context.Context, c client.Client, w Write) (bool, error) {
 		if w.Current != nil && equality.Semantic.DeepEqual(w.Current, w.Object) {
 			return false, nil
 		}
+		var err error
 		if w.Status {
-			return true, c.Status().Update(ctx, w.Object)
+			err = c.Status().Update(ctx, w.Object)
+		} else {
+			err = c.Update(ctx, w.Object)
 		}
-		return true, c.Update(ctx, w.Object)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
 	case Patch:
 		if w.Current == nil {
 			return false, errors.New("a patch needs the object as read")

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/apply"
@@ -28,9 +29,7 @@ func TestDecide(t *testing.T) {
 	}
 	going := stale("v100")
 	going.DeletionTimestamp = &metav1.Time{Time: time.Now()}
-	queue := kueue.ClusterQueue{Spec: kueue.ClusterQueueSpec{ResourceGroups: []kueue.ResourceGroup{{
-		Flavors: []kueue.FlavorQuotas{{Name: "l40s"}},
-	}}}}
+	queue := *utiltestingapi.MakeClusterQueue("tenant-a").ResourceGroup(*utiltestingapi.MakeFlavorQuotas("l40s").Resource("nvidia.com/gpu", "8").Obj()).Obj()
 	type step struct {
 		Verb apply.Verb
 		Name string
@@ -66,7 +65,9 @@ func TestDecide(t *testing.T) {
 }
 
 func TestFlavorsInUse(t *testing.T) {
-	cqs := []kueue.ClusterQueue{{Spec: kueue.ClusterQueueSpec{ResourceGroups: []kueue.ResourceGroup{{Flavors: []kueue.FlavorQuotas{{Name: "a"}, {Name: "b"}}}}}}}
+	cqs := []kueue.ClusterQueue{*utiltestingapi.MakeClusterQueue("tenant-a").ResourceGroup(
+		*utiltestingapi.MakeFlavorQuotas("a").Resource("nvidia.com/gpu", "8").Obj(),
+		*utiltestingapi.MakeFlavorQuotas("b").Resource("nvidia.com/gpu", "8").Obj()).Obj()}
 	if diff := cmp.Diff(map[string]bool{"a": true, "b": true}, FlavorsInUse(cqs)); diff != "" {
 		t.Fatal(diff)
 	}

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
@@ -41,16 +42,15 @@ func TestRequeueAfter(t *testing.T) {
 
 func TestPastSecondsRecordReachesAFixedPoint(t *testing.T) {
 	waiting := func(past int32, annotation, reason string) *kueue.Workload {
-		w := &kueue.Workload{}
-		w.Status.AccumulatedPastExecutionTimeSeconds = ptr.To(past)
-		w.Status.AdmissionChecks = []kueue.AdmissionCheckState{{Name: aifv1.BudgetCheckName, State: kueue.CheckStatePending}}
+		w := utiltestingapi.MakeWorkload("wl", "medai-a").PastAdmittedTime(past).
+			AdmissionCheck(kueue.AdmissionCheckState{Name: aifv1.BudgetCheckName, State: kueue.CheckStatePending})
 		if annotation != "" {
-			w.Annotations = map[string]string{accounting.PastSecondsAnnotation: annotation}
+			w.Annotation(accounting.PastSecondsAnnotation, annotation)
 		}
 		if reason != "" {
-			w.Status.Conditions = []metav1.Condition{{Type: kueue.WorkloadEvicted, Status: metav1.ConditionTrue, Reason: reason}}
+			w.Condition(metav1.Condition{Type: kueue.WorkloadEvicted, Status: metav1.ConditionTrue, Reason: reason})
 		}
-		return w
+		return w.Obj()
 	}
 	cases := []struct {
 		name      string

@@ -3,15 +3,15 @@
 package tenantquota
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -68,11 +68,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return conflict.Ignore(ctx, res, err)
 }
 
-// reconcile runs one pass. Its writes come in the order that keeps the budget hard across a crash: the
-// workloads' accounting (finalizer, period baseline) before any budget check turns Ready, the ledger before the
-// finalizers of the workloads it books are released, and the ledger before a departed namespace's LocalQueue
-// goes. The budget checks are answered after the status write, which fails on a TenantQuota older than the
-// server's: no grant is made from a ledger that misses a booking.
+// reconcile runs one pass: observe, decide one plan of writes with the status write inside it, apply it. A
+// write that fails stops the plan, and the status then says which write failed. The TenantQuota's own finalizer
+// is added before the pass reads and removed once the plan let its last queue go.
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tq := &aifv1.TenantQuota{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tq); err != nil {
@@ -83,74 +81,99 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
-	obs, err := r.observe(ctx, tq)
+	now := r.Clock.Now().UTC()
+	obs, err := r.observe(ctx, tq, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	now := r.Clock.Now().UTC()
-	period := accounting.PeriodAt(budgetPeriod(tq), now)
-	usage := r.usage(tq, obs)
-	acc := accounting.Book(LedgerFromStatus(tq.Status.Ledger), period, now, usage)
-	var verdict *accounting.Budget
-	var res *accounting.Reservation
-	if b := tq.Spec.Budget; b != nil {
-		verdict = ptr.To(accounting.Judge(b.GPUHours, acc.UsedGPUSeconds, acc.RunningGPUs))
-		res = ptr.To(accounting.Reserve(b.GPUHours*3600, acc.UsedGPUSeconds, accounting.PeriodWord(b.Period), now, usage))
-	}
-	plan, err := planQueues(tq, obs, r.Config, StopPolicy(tq, verdict != nil && verdict.Exhausted))
-	if err == nil {
-		err = apply.Apply(ctx, r.Client, plan)
-	}
-	var prepared map[types.UID]bool
-	if err == nil {
-		prepared, err = r.prepareWorkloads(ctx, obs.Workloads, acc.Baselines, tq.DeletionTimestamp == nil)
-	}
+	d, err := r.decide(tq, obs, now)
 	if err != nil {
 		return ctrl.Result{}, r.showFailure(ctx, tq, err)
 	}
-	reprobe := r.probe(ctx, tq, obs, now)
-	old := tq.Status.DeepCopy()
-	if err := r.writeStatus(ctx, tq, ComputeStatus(tq, obs, acc, period, verdict, res)); err != nil {
-		return ctrl.Result{}, err
+	err = apply.Apply(ctx, r.Client, d.Plan)
+	written := tq
+	if d.Next.ResourceVersion != tq.ResourceVersion {
+		written = d.Next // the status write was made: a failure after it is shown on the object it returned
+		r.announce(d.Next, &tq.Status)
 	}
-	if err := r.answerBudget(ctx, tq, obs, res, usage, now, prepared); err != nil {
-		return ctrl.Result{}, err
+	if err != nil {
+		return ctrl.Result{}, r.showFailure(ctx, written, err)
 	}
-	if err := r.release(ctx, obs.Workloads, acc.Release, tq.DeletionTimestamp != nil); err != nil {
-		return ctrl.Result{}, err
+	observeMetrics(d.Next, d.Account, d.Reserved)
+	if d.Finalize {
+		return ctrl.Result{}, r.removeFinalizer(ctx, d.Next)
 	}
-	if err := r.removeDeparted(ctx, tq, obs); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.announce(tq, old)
-	var reserved int64
-	if res != nil {
-		reserved = res.ReservedGPUSeconds
-	}
-	observeMetrics(tq, acc, reserved)
-	if tq.DeletionTimestamp != nil {
-		return ctrl.Result{}, r.finalize(ctx, tq, obs)
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter(now, period, verdict, res, acc.RunningGPUs, reprobe)}, nil
+	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
 }
 
-// answerBudget writes the budget checks that accounting.Reserve decided and stops the runs that reached a bound only
-// the operator enforces. A tenant on its way out answers nothing: its queue is held.
-func (r *Reconciler) answerBudget(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, res *accounting.Reservation, usage []accounting.WorkloadUsage, now time.Time, prepared map[types.UID]bool) error {
-	if tq.DeletionTimestamp != nil || res == nil {
-		return nil
-	}
-	if err := r.setChecks(ctx, obs.Workloads, res, now, prepared); err != nil {
-		return err
-	}
-	return r.stopAtBound(ctx, obs.Workloads, res, boundsOf(usage))
+// decision is what one pass of the TenantQuota controller decided.
+type decision struct {
+	// Plan is the pass's writes in order: the queues, the workloads' accounting, the status (the ledger), the
+	// budget checks and stops, the release of booked workloads, then the queues of departed namespaces and, for
+	// a tenant going away, all its queues.
+	Plan apply.Plan
+	// Next is the TenantQuota with its next status; the status write in Plan updates it.
+	Next *aifv1.TenantQuota
+	// Finalize is true when the plan removes the tenant's last queue: its finalizer goes after the plan.
+	Finalize     bool
+	RequeueAfter time.Duration
+	Account      accounting.Account
+	Reserved     int64
 }
 
-// probe runs the gating probe on the tenant's namespaces, filling obs.Ungated and obs.Probed, and returns when
-// it is due again.
-func (r *Reconciler) probe(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, now time.Time) time.Duration {
+// decide computes the ledger, the budget verdict and the next status from what was observed, and plans the
+// writes. Its only failure is a budget AdmissionCheck that another controller owns. The order of the plan keeps
+// the budget hard across a crash: the workloads' accounting (finalizer, period baseline) is made before any
+// budget check turns Ready, and the ledger is saved before the finalizers of the workloads it books are released
+// and before a departed namespace's LocalQueue goes. The budget checks are answered after the status write,
+// which fails on a TenantQuota older than the server's: no grant is made from a ledger that misses a booking.
+func (r *Reconciler) decide(tq *aifv1.TenantQuota, obs *Observed, now time.Time) (decision, error) {
+	period := accounting.PeriodAt(budgetPeriod(tq), now)
+	usage := r.usage(tq, obs)
+	d := decision{Account: accounting.Book(LedgerFromStatus(tq.Status.Ledger), period, now, usage)}
+	var verdict *accounting.Budget
+	var res *accounting.Reservation
+	if b := tq.Spec.Budget; b != nil {
+		verdict = ptr.To(accounting.Judge(b.GPUHours, d.Account.UsedGPUSeconds, d.Account.RunningGPUs))
+		res = ptr.To(accounting.Reserve(b.GPUHours*3600, d.Account.UsedGPUSeconds, accounting.PeriodWord(b.Period), now, usage))
+		d.Reserved = res.ReservedGPUSeconds
+	}
+	queues, err := planQueues(tq, obs, r.Config, StopPolicy(tq, verdict != nil && verdict.Exhausted))
+	if err != nil {
+		return d, err
+	}
+	leaving := tq.DeletionTimestamp != nil
+	ledger := planLedger(ledgerInput{Workloads: obs.Workloads, Account: d.Account, Reservation: res, Bounds: boundsOf(usage),
+		Leaving: leaving, Now: now, Granted: r.grants.add, Stopped: r.stopped})
+	d.Next = tq.DeepCopy()
+	d.Next.Status = ComputeStatus(tq, obs, d.Account, period, verdict, res)
+	d.Plan = append(append(queues, ledger.Prepare...), apply.Write{Verb: apply.Update, Status: true, Object: d.Next, Current: tq, Why: "the ledger and what Kueue reports"})
+	d.Plan = append(append(d.Plan, ledger.Answer...), planDeparted(tq, obs)...)
+	if leaving && !ledger.More {
+		var last apply.Plan
+		last, d.Finalize = planRemoval(obs)
+		d.Plan = append(d.Plan, last...)
+	}
+	d.RequeueAfter = requeueAfter(now, period, verdict, res, d.Account.RunningGPUs, obs.Reprobe)
+	if ledger.More {
+		d.RequeueAfter = min(d.RequeueAfter, moreWritesAfter)
+	}
+	return d, nil
+}
+
+// stopped records the event of a workload the operator stopped at its run bound.
+func (r *Reconciler) stopped(wl *kueue.Workload, bound int64) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(wl, nil, corev1.EventTypeWarning, "RunBoundReached", "Deactivate", "the workload was admitted for its run bound of %s; the operator stopped it",
+			time.Duration(bound)*time.Second)
+	}
+}
+
+// probe runs the gating probe on the tenant's namespaces as they were read, filling obs.Ungated, obs.Probed and
+// obs.Reprobe. A namespace whose labels this pass writes is probed by the next pass, which their change brings.
+func (r *Reconciler) probe(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed, now time.Time) {
 	if tq.DeletionTimestamp != nil {
-		return 0
+		return
 	}
 	owned := map[string]map[string]string{}
 	for _, ns := range obs.Namespaces(tq) {
@@ -158,9 +181,7 @@ func (r *Reconciler) probe(ctx context.Context, tq *aifv1.TenantQuota, obs *Obse
 			owned[ns] = l
 		}
 	}
-	var reprobe time.Duration
-	obs.Ungated, obs.Probed, reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
-	return reprobe
+	obs.Ungated, obs.Probed, obs.Reprobe = r.gating.Ungated(ctx, r.Client, tq.Name, owned, now)
 }
 
 // requeueAfter is when the pass must run again without an event: at the end of the period, when running GPUs
@@ -211,8 +232,8 @@ func budgetPeriod(tq *aifv1.TenantQuota) aifv1.BudgetPeriod {
 	return tq.Spec.Budget.Period
 }
 
-// observe reads the tenant's world from the cache.
-func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Observed, error) {
+// observe reads the tenant's world from the cache, and runs the gating probe (a dry run that stores nothing).
+func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota, now time.Time) (*Observed, error) {
 	obs := &Observed{Existing: map[string]bool{}, Present: map[string]bool{}, NamespaceLabels: map[string]map[string]string{}, LocalQueues: map[string]*kueue.LocalQueue{}}
 	var err error
 	if obs.Classes, err = classes.Known(ctx, r.Client); err != nil {
@@ -259,7 +280,11 @@ func (r *Reconciler) observe(ctx context.Context, tq *aifv1.TenantQuota) (*Obser
 			return nil, fmt.Errorf("reading admission check: %w", err)
 		}
 	}
-	return obs, r.workloads(ctx, tq, obs)
+	if err := r.workloads(ctx, tq, obs); err != nil {
+		return nil, err
+	}
+	r.probe(ctx, tq, obs, now)
+	return obs, nil
 }
 
 // workloads reads the tenant's workloads: every workload in its namespaces (also while they are being
@@ -283,6 +308,10 @@ func (r *Reconciler) workloads(ctx context.Context, tq *aifv1.TenantQuota, obs *
 		}
 		obs.Workloads = append(obs.Workloads, wls.Items...)
 	}
+	// The cache lists in no set order; the plan's order, and which writes the bound leaves, must not vary.
+	slices.SortFunc(obs.Workloads, func(a, b kueue.Workload) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
 	return nil
 }
 
@@ -319,134 +348,44 @@ func (r *Reconciler) usage(tq *aifv1.TenantQuota, obs *Observed) []accounting.Wo
 // false naming the write. A conflict writes nothing: the newer object's event brings the pass back.
 func (r *Reconciler) showFailure(ctx context.Context, tq *aifv1.TenantQuota, err error) error {
 	return apply.ShowFailure(err, tq.Status.Conditions, tq.Generation, func(conds []metav1.Condition) error {
-		st, old := *tq.Status.DeepCopy(), tq.Status.DeepCopy()
-		st.Conditions = conds
-		if err := r.writeStatus(ctx, tq, st); err != nil {
-			return err
+		next := tq.DeepCopy()
+		next.Status.Conditions = conds
+		if err := r.Client.Status().Update(ctx, next); err != nil {
+			return fmt.Errorf("writing status: %w", err)
 		}
-		r.announce(tq, old)
+		r.announce(next, &tq.Status)
 		return nil
 	})
 }
 
-// removeDeparted deletes the LocalQueues of namespaces that left the spec once nothing of the tenant waits or
-// runs there. It runs after the ledger that booked their workloads was saved and their finalizers released.
-func (r *Reconciler) removeDeparted(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
-	if tq.DeletionTimestamp != nil {
-		return nil
+// planDeparted deletes the LocalQueues of namespaces that left the spec once nothing of the tenant waits or
+// runs there. The plan makes them after the ledger that booked their workloads was saved and their finalizers
+// released.
+func planDeparted(tq *aifv1.TenantQuota, obs *Observed) apply.Plan {
+	var plan apply.Plan
+	for _, ns := range sortedKeys(obs.Departing(tq)) {
+		plan = append(plan, apply.Write{Verb: apply.Delete, Object: obs.LocalQueues[ns], Why: "namespace " + ns + " left the tenant"})
 	}
-	for ns := range obs.Departing(tq) {
-		if err := r.Client.Delete(ctx, obs.LocalQueues[ns]); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting local queue in %s: %w", ns, err)
-		}
-		delete(obs.LocalQueues, ns)
-	}
-	return nil
+	return plan
 }
 
-// prepareWorkloads records period baselines and, unless the tenant is going away, puts the accounting finalizer
-// on workloads that hold quota or have held GPUs, so that their seconds reach the ledger even if they are
-// deleted while the operator is down. A workload gets it while Kueue has reserved its quota, before the budget
-// check lets Kueue admit it.
-func (r *Reconciler) prepareWorkloads(ctx context.Context, wls []kueue.Workload, baselines map[types.UID]accounting.Baseline, counting bool) (map[types.UID]bool, error) {
-	prepared := map[types.UID]bool{}
-	for i := range wls {
-		wl := &wls[i]
-		b, record := baselines[wl.UID]
-		used := apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadQuotaReserved) ||
-			apimeta.IsStatusConditionTrue(wl.Status.Conditions, kueue.WorkloadAdmitted) || wl.Status.AccumulatedPastExecutionTimeSeconds != nil
-		addFinalizer := counting && used && wl.DeletionTimestamp == nil && !controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer)
-		past, recordPast := pastToRecord(wl)
-		if !record && !addFinalizer && !recordPast {
-			continue
-		}
-		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		if record {
-			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, accounting.BaselineAnnotation, b.String())
-		}
-		if recordPast {
-			metav1.SetMetaDataAnnotation(&wl.ObjectMeta, accounting.PastSecondsAnnotation, past)
-		}
-		if addFinalizer {
-			controllerutil.AddFinalizer(wl, accounting.AccountingFinalizer)
-		}
-		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("preparing workload %s/%s for accounting: %w", wl.Namespace, wl.Name, err)
-		}
-		prepared[wl.UID] = true
-	}
-	return prepared, nil
-}
-
-// pastToRecord is the admitted seconds to record on a workload whose budget check waits for an answer, before
-// it is granted: what Kueue's maximum execution time would wipe (see accounting.PastSeconds). Once Kueue has stopped
-// the workload there, the record is what accounting.PastSeconds adds back and stays as it is: recording the sum again
-// would count the last admission once more on every pass.
-func pastToRecord(wl *kueue.Workload) (string, bool) {
-	waiting := false
-	for _, c := range wl.Status.AdmissionChecks {
-		waiting = waiting || (c.Name == aifv1.BudgetCheckName && c.State == kueue.CheckStatePending)
-	}
-	if !waiting || wl.DeletionTimestamp != nil || accounting.StoppedAtMaxExecution(wl) {
-		return "", false
-	}
-	past := strconv.FormatInt(int64(ptr.Deref(wl.Status.AccumulatedPastExecutionTimeSeconds, 0)), 10)
-	if past == "0" && wl.Annotations[accounting.PastSecondsAnnotation] == "" {
-		return "", false
-	}
-	return past, wl.Annotations[accounting.PastSecondsAnnotation] != past
-}
-
-// release removes the accounting finalizer from the listed workloads (all of them when the tenant goes away),
-// once the ledger that counts them is saved.
-func (r *Reconciler) release(ctx context.Context, wls []kueue.Workload, uids []types.UID, all bool) error {
-	listed := map[types.UID]bool{}
-	for _, uid := range uids {
-		listed[uid] = true
-	}
-	for i := range wls {
-		wl := &wls[i]
-		if (!all && !listed[wl.UID]) || !controllerutil.ContainsFinalizer(wl, accounting.AccountingFinalizer) {
-			continue
-		}
-		patch := client.MergeFromWithOptions(wl.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.RemoveFinalizer(wl, accounting.AccountingFinalizer)
-		if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("releasing workload %s/%s: %w", wl.Namespace, wl.Name, err)
-		}
-	}
-	return nil
-}
-
-// writeStatus writes the status if it changed. It is an update, not a patch: the ledger in it was computed from
-// the TenantQuota as read, and a pass that read a stale copy must fail on the resource version rather than
-// overwrite a newer ledger.
-func (r *Reconciler) writeStatus(ctx context.Context, tq *aifv1.TenantQuota, st aifv1.TenantQuotaStatus) error {
-	if equality.Semantic.DeepEqual(tq.Status, st) {
-		return nil
-	}
-	tq.Status = st
-	if err := r.Client.Status().Update(ctx, tq); err != nil {
-		return fmt.Errorf("writing status: %w", err)
-	}
-	return nil
-}
-
-// finalize removes the tenant's queues once none of its workloads holds quota, then lets the TenantQuota go.
-func (r *Reconciler) finalize(ctx context.Context, tq *aifv1.TenantQuota, obs *Observed) error {
+// planRemoval deletes the queues of a tenant on its way out once none of its workloads holds quota (the
+// ClusterQueue's status changes when they finish, and that brings the pass back). done is true when it does.
+func planRemoval(obs *Observed) (plan apply.Plan, done bool) {
 	if cq := obs.ClusterQueue; cq != nil && cq.Status.ReservingWorkloads > 0 {
-		return nil // the ClusterQueue's status changes when they finish, and that brings us back
+		return nil, false
 	}
-	for _, lq := range obs.LocalQueues {
-		if err := r.Client.Delete(ctx, lq); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting local queue %s/%s: %w", lq.Namespace, lq.Name, err)
-		}
+	for _, ns := range sortedKeys(obs.LocalQueues) {
+		plan = append(plan, apply.Write{Verb: apply.Delete, Object: obs.LocalQueues[ns], Why: "the tenant is deleted"})
 	}
 	if obs.ClusterQueue != nil {
-		if err := r.Client.Delete(ctx, obs.ClusterQueue); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting cluster queue: %w", err)
-		}
+		plan = append(plan, apply.Write{Verb: apply.Delete, Object: obs.ClusterQueue, Why: "the tenant is deleted"})
 	}
+	return plan, true
+}
+
+// removeFinalizer lets a deleted TenantQuota go once its queues are gone.
+func (r *Reconciler) removeFinalizer(ctx context.Context, tq *aifv1.TenantQuota) error {
 	if controllerutil.RemoveFinalizer(tq, aifv1.CleanupFinalizer) {
 		if err := r.Client.Update(ctx, tq); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("removing finalizer: %w", err)

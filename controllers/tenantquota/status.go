@@ -31,6 +31,8 @@ type Observed struct {
 	Probed bool
 	// Ungated maps a probed namespace where Kueue would not gate a GPU Pod to why.
 	Ungated map[string]string
+	// Reprobe is when the gating probe is due again; zero when no namespace was probed.
+	Reprobe time.Duration
 	// Conflicts maps a namespace of the tenant to the older TenantQuota that already has it.
 	Conflicts map[string]string
 	// Classes are the known GPU classes by name.

@@ -2,6 +2,7 @@ package trainingjob
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,10 +11,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/classes"
@@ -28,13 +29,8 @@ func at(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
 type wl struct{ *kueue.Workload }
 
 func workload() wl {
-	q := resource.MustParse("8")
-	return wl{&kueue.Workload{
-		ObjectMeta: metav1.ObjectMeta{Name: "job-run-0-abcde", CreationTimestamp: at(0)},
-		Spec: kueue.WorkloadSpec{PodSets: []kueue.PodSet{{Name: "main", Count: 2, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "trainer", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{"nvidia.com/gpu": q}}}},
-		}}}}},
-	}}
+	return wl{utiltestingapi.MakeWorkload("job-run-0-abcde", "").Creation(t0).
+		PodSets(*utiltestingapi.MakePodSet("main", 2).Request("nvidia.com/gpu", "8").Obj()).Obj()}
 }
 
 func (w wl) cond(t string, ok bool, reason, msg string, when time.Duration) wl {
@@ -53,12 +49,9 @@ func (w wl) pending() wl {
 func (w wl) admitted(when time.Duration) wl {
 	// Kueue's admission carries each pod set's count and its total requests.
 	ps := w.Spec.PodSets[0]
-	usage := corev1.ResourceList{}
-	for r, q := range ps.Template.Spec.Containers[0].Resources.Requests {
-		usage[r] = *resource.NewQuantity(q.Value()*int64(ps.Count), resource.DecimalSI)
-	}
-	w.Status.Admission = &kueue.Admission{ClusterQueue: "tenant-medai", PodSetAssignments: []kueue.PodSetAssignment{
-		{Name: "main", Flavors: map[corev1.ResourceName]kueue.ResourceFlavorReference{"nvidia.com/gpu": "h100-80gb"}, Count: ptr.To(ps.Count), ResourceUsage: usage}}}
+	gpus := ps.Template.Spec.Containers[0].Resources.Requests["nvidia.com/gpu"]
+	w.Status.Admission = utiltestingapi.MakeAdmission("tenant-medai", "main").PodSets(utiltestingapi.MakePodSetAssignment("main").
+		Flavor("nvidia.com/gpu", "h100-80gb").Count(ps.Count).ResourceUsage("nvidia.com/gpu", fmt.Sprint(gpus.Value()*int64(ps.Count))).Obj()).Obj()
 	return w.cond(kueue.WorkloadQuotaReserved, true, "QuotaReserved", "", when).cond(kueue.WorkloadAdmitted, true, "Admitted", "", when)
 }
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	configv1 "github.com/aifactory-eu/aifactory-operator/api/config/v1alpha1"
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -104,7 +105,7 @@ func TestChildrenAreKeptInLine(t *testing.T) {
 	})
 
 	// A deleted LocalQueue comes back.
-	lq := &kueue.LocalQueue{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "default"}}
+	lq := utiltestingapi.MakeLocalQueue("default", name).Obj()
 	if err := c.Delete(ctx, lq); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +339,7 @@ func TestRefusedChildShowsInTheStatus(t *testing.T) {
 	if err := env.CreateNamespaces(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	foreign := &kueue.LocalQueue{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "default"}, Spec: kueue.LocalQueueSpec{ClusterQueue: "elsewhere"}}
+	foreign := utiltestingapi.MakeLocalQueue("default", name).ClusterQueue("elsewhere").Obj()
 	if err := c.Create(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}

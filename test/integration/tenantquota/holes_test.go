@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
+	utiltestingapi "sigs.k8s.io/kueue/pkg/util/testing/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
 	"github.com/aifactory-eu/aifactory-operator/controllers/accounting"
@@ -95,8 +96,7 @@ func TestUnlabelledLocalQueueCounts(t *testing.T) {
 	startOperator(t, testConfig(), clk)
 	const name = "hole-unlabelled"
 	setup(t, builders.TenantQuota(name).GPUs(builders.GPUClassH100, 16).Budget(10, aifv1.PeriodMonth, aifv1.ExhaustedHold).Obj())
-	side := &kueue.LocalQueue{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "side"},
-		Spec: kueue.LocalQueueSpec{ClusterQueue: kueue.ClusterQueueReference(tenantquota.ClusterQueueName(name))}}
+	side := utiltestingapi.MakeLocalQueue("side", name).ClusterQueue(tenantquota.ClusterQueueName(name)).Obj()
 	if err := c.Create(ctx, side); err != nil {
 		t.Fatal(err)
 	}

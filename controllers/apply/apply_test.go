@@ -117,7 +117,8 @@ func TestConditionEvents(t *testing.T) {
 }
 
 // Every write of the controllers' client leaves one line with the write's name: made, failed (with the API
-// server's answer), or, at -v=1, a conflict.
+// server's answer), or, at -v=1, one that a retry or the next pass settles (a conflict, an object gone or
+// already there).
 func TestLoggedWrites(t *testing.T) {
 	var lines []string
 	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{Verbosity: 1})
@@ -136,11 +137,13 @@ func TestLoggedWrites(t *testing.T) {
 	stale.ResourceVersion = "1"
 	_ = c.Update(ctx, stale)
 	_ = c.Status().Update(ctx, configMap("new", "1"))
+	_ = c.Create(ctx, configMap("new", "1"))
 	want := []string{
 		`"level"=0 "msg"="wrote" "write"="create ConfigMap ns/new"`,
 		`"level"=0 "msg"="write failed" "write"="create ConfigMap ns/refused" "refused"=true "error"="configmaps \"refused\" is forbidden: exceeded quota"`,
 		`"level"=1 "msg"="write not made" "write"="update ConfigMap ns/old"`,
-		`"level"=0 "msg"="write failed" "write"="update ConfigMap ns/new status" "refused"=false`, // no status here
+		`"level"=1 "msg"="write not made" "write"="update ConfigMap ns/new status"`, // no status here: not found
+		`"level"=1 "msg"="write not made" "write"="create ConfigMap ns/new"`,        // exists already
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("log lines:\n%s", strings.Join(lines, "\n"))

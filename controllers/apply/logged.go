@@ -46,7 +46,9 @@ func (l *logged) log(ctx context.Context, verb Verb, sub string, obj client.Obje
 	switch {
 	case err == nil:
 		log.Info("wrote", "write", name)
-	case apierrors.IsConflict(err), verb == Delete && apierrors.IsNotFound(err):
+	case apierrors.IsConflict(err), verb != Create && apierrors.IsNotFound(err), verb == Create && apierrors.IsAlreadyExists(err):
+		// Retried, or already as the write wanted, or decided by the next pass on a cache that shows the
+		// object: the controller's status says what stays wrong.
 		log.V(1).Info("write not made", "write", name, "error", err.Error())
 	default:
 		log.Info("write failed", "write", name, "refused", Refused(err), "error", err.Error())

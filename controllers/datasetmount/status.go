@@ -14,10 +14,19 @@ import (
 	"github.com/aifactory-eu/aifactory-operator/controllers/progress"
 )
 
-// ComputeStatus derives a DatasetMount's status from what one pass observed. It starts from the old status so
-// that condition transition times and an earlier manifest survive.
-func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountStatus {
+// ComputeStatus derives a DatasetMount's status from what one pass observed and decided. It starts from the old
+// status so that condition transition times and an earlier manifest survive. A DatasetMount being deleted keeps
+// its status, and says so while runs hold it.
+func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed, out outcome) aifv1.DatasetMountStatus {
 	st := *dsm.Status.DeepCopy()
+	if dsm.DeletionTimestamp != nil {
+		if len(obs.users) > 0 {
+			apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse,
+				Reason: aifv1.ReasonInUse, ObservedGeneration: dsm.Generation,
+				Message: "deletion waits for TrainingJobs that use the dataset: " + strings.Join(obs.users, ", ")})
+		}
+		return st
+	}
 	st.ObservedGeneration = dsm.Generation
 	if obs.granted(dsm) {
 		st.VolumeName, st.ClaimName = VolumeName(dsm), ClaimName(dsm)
@@ -28,14 +37,14 @@ func ComputeStatus(dsm *aifv1.DatasetMount, obs *observed) aifv1.DatasetMountSta
 	} else {
 		st.VolumeName, st.ClaimName, st.SubPath = "", "", ""
 	}
-	ready := readyCondition(dsm, obs)
+	ready := readyCondition(dsm, obs, out)
 	ready.ObservedGeneration = dsm.Generation
 	apimeta.SetStatusCondition(&st.Conditions, ready)
-	if v, ok := verifiedCondition(dsm, obs); ok {
+	if v, ok := verifiedCondition(dsm, out.verify); ok {
 		v.ObservedGeneration = dsm.Generation
 		apimeta.SetStatusCondition(&st.Conditions, v)
 	}
-	if r := obs.verify.result; r != nil {
+	if r := out.verify.result; r != nil {
 		st.Manifest = &aifv1.Manifest{Digest: r.Digest, Files: r.Files, Bytes: r.Bytes,
 			Mode: aifv1.VerificationMode(r.Mode), VerifiedAt: metav1.NewTime(r.VerifiedAt)}
 	}
@@ -66,7 +75,7 @@ func stateOf(dsm *aifv1.DatasetMount, conds []metav1.Condition) (progress.State,
 	return progress.Done, *ready
 }
 
-func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
+func readyCondition(dsm *aifv1.DatasetMount, obs *observed, out outcome) metav1.Condition {
 	c := metav1.Condition{Type: aifv1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
 	case obs.noTenant:
@@ -87,9 +96,9 @@ func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 	case obs.unlabelled:
 		c.Reason = aifv1.ReasonClaimPending
 		c.Message = fmt.Sprintf("namespace %s does not carry the label %s=%s yet; the claim is made once it does", dsm.Namespace, aifv1.TenantLabel, obs.tenant)
-	case obs.conflict != "":
-		c.Reason, c.Message = aifv1.ReasonClaimConflict, obs.conflict
-	case obs.claim == nil || obs.claim.Status.Phase != corev1.ClaimBound:
+	case out.conflict != "":
+		c.Reason, c.Message = aifv1.ReasonClaimConflict, out.conflict
+	case out.claim == nil || out.claim.Status.Phase != corev1.ClaimBound:
 		c.Reason = aifv1.ReasonClaimPending
 		c.Message = fmt.Sprintf("claim %s waits to be bound to volume %s", ClaimName(dsm), VolumeName(dsm))
 	default:
@@ -101,9 +110,8 @@ func readyCondition(dsm *aifv1.DatasetMount, obs *observed) metav1.Condition {
 
 // verifiedCondition returns the Verified condition, or false to keep the one in status (verification of this
 // generation already finished).
-func verifiedCondition(dsm *aifv1.DatasetMount, obs *observed) (metav1.Condition, bool) {
+func verifiedCondition(dsm *aifv1.DatasetMount, v verification) (metav1.Condition, bool) {
 	c := metav1.Condition{Type: aifv1.ConditionVerified, Status: metav1.ConditionFalse}
-	v := obs.verify
 	switch {
 	case dsm.Spec.Verification == aifv1.VerificationNone:
 		c.Reason, c.Message = aifv1.ReasonVerificationDisabled, "spec.verification is None"

@@ -473,7 +473,7 @@ func TestRefusedChildShowsInTheStatus(t *testing.T) {
 		ready := condition(st.Conditions, aifv1.ConditionReady)
 		g.Expect(ready.Status).To(gomega.Equal(metav1.ConditionFalse))
 		g.Expect(ready.Reason).To(gomega.Equal(aifv1.ReasonWriteFailed))
-		g.Expect(ready.Message).To(gomega.HavePrefix("creating claim: "))
+		g.Expect(ready.Message).To(gomega.HavePrefix("create PersistentVolumeClaim " + ns + "/" + datasetmount.ClaimName(d) + ": "))
 		g.Expect(ready.Message).To(gomega.ContainSubstring("quota"))
 		g.Expect(condition(st.Conditions, aifv1.ConditionStalled).Status).To(gomega.Equal(metav1.ConditionTrue))
 	})

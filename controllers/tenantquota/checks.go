@@ -54,4 +54,3 @@ func BudgetCheck() *kueue.AdmissionCheck {
 		Spec:       kueue.AdmissionCheckSpec{ControllerName: aifv1.BudgetCheckController},
 	}
 }
-

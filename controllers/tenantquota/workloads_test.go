@@ -109,8 +109,8 @@ func TestPlanLedger(t *testing.T) {
 			{apply.Patch, "booked", false, "release"},
 		},
 	}, {
-		name: "a tenant without a budget only prepares and releases",
-		in:   ledgerInput{Workloads: workloads, Account: acc, Now: now},
+		name:        "a tenant without a budget only prepares and releases",
+		in:          ledgerInput{Workloads: workloads, Account: acc, Now: now},
 		wantPrepare: []ledgerStep{{apply.Patch, "needs-finalizer", false, "[finalizer]"}},
 		wantAnswer:  []ledgerStep{{apply.Patch, "booked", false, "release"}},
 	}, {
@@ -283,7 +283,7 @@ func TestDecideOrdersThePass(t *testing.T) {
 		{"create", "*v1beta2.LocalQueue", "default"},
 		{"patch", "*v1beta2.Workload", "new"}, // its finalizer, before any grant
 		{"update", "*v1alpha1.TenantQuota status", "medai"},
-		{"patch", "*v1beta2.Workload", "gone"}, // released once the ledger that books it is saved
+		{"patch", "*v1beta2.Workload", "gone"},       // released once the ledger that books it is saved
 		{"delete", "*v1beta2.LocalQueue", "default"}, // medai-old left the spec and has no work left
 	}
 	if diff := cmp.Diff(want, kinds(d.Plan)); diff != "" {

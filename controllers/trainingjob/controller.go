@@ -69,31 +69,56 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if tj.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil // owned children go with it
 	}
-	if done(tj.Status.Phase) {
-		return ctrl.Result{}, r.ended(ctx, tj) // a finished run's status is its record
-	}
 	obs, in, err := r.observe(ctx, tj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	st, act := Step(tj, obs)
-	if !equality.Semantic.DeepEqual(tj.Status, st) {
-		old := tj.Status
-		tj.Status = st
-		if err := r.Client.Status().Update(ctx, tj); err != nil {
-			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
-		}
-		r.announce(tj, &old)
-		recordMetrics(obs.Tenant, tj, obs.Job, &old, &tj.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
+	next := tj.DeepCopy()
+	next.Status = st
+	err = apply.Apply(ctx, r.Client, Plan(tj, next, obs, in, act))
+	if next.ResourceVersion != tj.ResourceVersion {
+		// The status write, the plan's first, was made.
+		r.announce(next, &tj.Status)
+		recordMetrics(obs.Tenant, next, obs.Job, &tj.Status, &next.Status, func(class string) int32 { return obs.Classes[class].PowerWatts })
+		tj = next
 	}
-	if err := r.act(ctx, tj, obs, in, act); err != nil {
-		if apply.Refused(err) && obs.Job == nil && !tj.Spec.Suspend {
+	if err != nil {
+		if apply.Refused(err) && obs.Job == nil && !tj.Spec.Suspend && !done(tj.Status.Phase) {
 			r.showRefusal(ctx, tj, err)
 		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: act.RequeueAfter}, nil
 }
+
+// Plan turns a pass's decision into writes, in the order that keeps a run safe across a crash: the status first,
+// so that a new attempt is recorded before its Job exists and a pass repeated after a crash reaches the same Job
+// by name; then the unfinished Jobs of earlier attempts go; then the Service and the current attempt's Job
+// (built from the status just written); then the workload is suspended or resumed.
+func Plan(tj, next *aifv1.TrainingJob, obs Observed, in Input, act Actions) apply.Plan {
+	plan := apply.Plan{{Verb: apply.Update, Status: true, Object: next, Current: tj, Why: "the run's status"}}
+	for _, j := range act.DeleteJobs {
+		opts := append([]client.DeleteOption{client.Preconditions{UID: &j.UID}}, background...)
+		plan = append(plan, apply.Write{Verb: apply.Delete, Object: j, DeleteOptions: opts, Why: "an earlier attempt's Job"})
+	}
+	if obs.Verdict.Accepted && !obs.ServiceExists {
+		plan = append(plan, apply.Write{Verb: apply.Create, Object: Service(tj), IfMissing: true, Why: "the workers' host names"})
+	}
+	if act.CreateJob && obs.Verdict.Accepted {
+		in.Attempt, in.Restarts = CurrentAttempt(&next.Status), next.Status.Restarts
+		in.MaxExecSeconds = MaxExecSeconds(obs.Bound, &next.Status)
+		// The name is the attempt's and an existing Job's owner is checked when it is read: one that exists
+		// already is the one an earlier pass made.
+		plan = append(plan, apply.Write{Verb: apply.Create, Object: Job(tj, in), IfMissing: true, Why: "the current attempt"})
+	}
+	if act.SetActive != nil && obs.Workload != nil {
+		plan = append(plan, setActive(obs.Workload, *act.SetActive, act.Deactivation))
+	}
+	return plan
+}
+
+var background = []client.DeleteOption{client.PropagationPolicy(metav1.DeletePropagationBackground)}
 
 // showRefusal writes the refusal into the run's status, so that kubectl shows why the run does not start, and
 // records it as an event. The caller returns the write's error, so the write is retried with backoff.
@@ -114,8 +139,17 @@ func (r *Reconciler) showRefusal(ctx context.Context, tj *aifv1.TrainingJob, err
 	r.announce(tj, &old)
 }
 
-// observe reads the run's surroundings, its acceptance, and its current attempt's Job, workload and pods.
+// observe reads the run's surroundings, its acceptance, and its current attempt's Job, workload and pods. Of a
+// run that ended it reads only what Step still looks after: the workload of a run that failed at its deadline.
 func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observed, Input, error) {
+	if done(tj.Status.Phase) {
+		var obs Observed
+		var err error
+		if tj.Status.Reason == aifv1.ReasonDeadlineExceeded {
+			obs.Job, obs.Workload, err = r.attempt(ctx, tj, CurrentAttempt(&tj.Status))
+		}
+		return obs, Input{}, err
+	}
 	s, err := r.surroundings(ctx, tj)
 	if err != nil {
 		return Observed{}, Input{}, err
@@ -143,6 +177,11 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 	if err != nil {
 		return obs, in, err
 	}
+	if obs.Verdict.Accepted {
+		if obs.ServiceExists, err = r.serviceExists(ctx, tj); err != nil {
+			return obs, in, err
+		}
+	}
 	if obs.Job == nil && obs.Verdict.Accepted {
 		obs.Verdict = r.pathsResolve(tj, s.DatasetMounts, obs.Verdict)
 	}
@@ -159,6 +198,14 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		}
 	}
 	return obs, in, nil
+}
+
+func (r *Reconciler) serviceExists(ctx context.Context, tj *aifv1.TrainingJob) (bool, error) {
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: ServiceName(tj)}, &corev1.Service{})
+	if client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("reading service: %w", err)
+	}
+	return err == nil, nil
 }
 
 // superseded lists the run's unfinished Jobs other than the current attempt's.
@@ -200,88 +247,17 @@ func (r *Reconciler) attempt(ctx context.Context, tj *aifv1.TrainingJob, attempt
 	return job, nil, nil
 }
 
-// act makes the writes a pass decided, after its status was written: it replaces a Job, creates the current
-// attempt's Job and the Service, and suspends or resumes the workload.
-func (r *Reconciler) act(ctx context.Context, tj *aifv1.TrainingJob, obs Observed, in Input, act Actions) error {
-	for _, j := range act.DeleteJobs {
-		err := r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID})
-		if client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting job %s: %w", j.Name, err)
-		}
-	}
-	if obs.Verdict.Accepted {
-		if err := r.ensureService(ctx, tj); err != nil {
-			return err
-		}
-	}
-	if act.CreateJob && obs.Verdict.Accepted {
-		in.Attempt, in.Restarts = CurrentAttempt(&tj.Status), tj.Status.Restarts
-		in.MaxExecSeconds = MaxExecSeconds(obs.Bound, &tj.Status)
-		if err := r.Client.Create(ctx, Job(tj, in)); client.IgnoreAlreadyExists(err) != nil {
-			return fmt.Errorf("creating job: %w", err)
-		}
-	}
-	if act.SetActive != nil && obs.Workload != nil {
-		return r.setActive(ctx, obs.Workload, *act.SetActive, act.Deactivation)
-	}
-	return nil
-}
-
-func (r *Reconciler) ensureService(ctx context.Context, tj *aifv1.TrainingJob) error {
-	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: ServiceName(tj)}, &corev1.Service{}); {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, Service(tj)); client.IgnoreAlreadyExists(err) != nil {
-			return fmt.Errorf("creating service: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("reading service: %w", err)
-	}
-	return nil
-}
-
 // setActive suspends (false) or resumes (true) a workload in Kueue: Kueue evicts an inactive workload, which
 // stops its Job's workers and releases its quota, and queues it again once it is active.
-func (r *Reconciler) setActive(ctx context.Context, wl *kueue.Workload, active bool, why string) error {
-	patch := client.MergeFrom(wl.DeepCopy())
-	wl.Spec.Active = ptr.To(active)
+func setActive(wl *kueue.Workload, active bool, why string) apply.Write {
+	want := wl.DeepCopy()
+	want.Spec.Active = ptr.To(active)
 	if active {
-		delete(wl.Annotations, aifv1.DeactivatedAnnotation)
+		delete(want.Annotations, aifv1.DeactivatedAnnotation)
 	} else {
-		if wl.Annotations == nil {
-			wl.Annotations = map[string]string{}
-		}
-		wl.Annotations[aifv1.DeactivatedAnnotation] = why
+		metav1.SetMetaDataAnnotation(&want.ObjectMeta, aifv1.DeactivatedAnnotation, why)
 	}
-	if err := r.Client.Patch(ctx, wl, patch); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("setting workload %s active=%t: %w", wl.Name, active, err)
-	}
-	return nil
-}
-
-// ended looks after a finished run: its status says it has seen the latest spec (an edit changes nothing once
-// the run ended), and a run that failed at its deadline holds no quota (the deadline pass writes the status
-// before it deactivates the workload, so a crash in between is mended here).
-func (r *Reconciler) ended(ctx context.Context, tj *aifv1.TrainingJob) error {
-	if tj.Status.ObservedGeneration != tj.Generation {
-		tj.Status.ObservedGeneration = tj.Generation
-		for i := range tj.Status.Conditions {
-			tj.Status.Conditions[i].ObservedGeneration = tj.Generation
-		}
-		if err := r.Client.Status().Update(ctx, tj); err != nil {
-			return fmt.Errorf("writing status: %w", err)
-		}
-	}
-	if tj.Status.Reason != aifv1.ReasonDeadlineExceeded {
-		return nil
-	}
-	job, wl, err := r.attempt(ctx, tj, CurrentAttempt(&tj.Status))
-	if err != nil || job == nil || wl == nil {
-		return err
-	}
-	if _, c := finished(job, wl); c == nil && ptr.Deref(wl.Spec.Active, true) {
-		return r.setActive(ctx, wl, false, aifv1.ReasonDeadlineExceeded)
-	}
-	return nil
+	return apply.Write{Verb: apply.Patch, Object: want, Current: wl, Why: fmt.Sprintf("spec.active=%t", active)}
 }
 
 // announce records an event when the run's phase or reason changed, after the status write succeeded.

@@ -46,6 +46,8 @@ type Observed struct {
 	Classes map[string]classes.Class
 	// Bound is the run's bound on admitted time, summed over attempts (see RunBound); nil for none.
 	Bound *time.Duration
+	// ServiceExists is true once the run's headless Service exists.
+	ServiceExists bool
 	// Now is the time of the pass.
 	Now time.Time
 }
@@ -79,6 +81,9 @@ type outcome struct {
 // status (a new usage entry, and the restart count) before the attempt's Job is created, so a pass that is
 // repeated after a crash reaches the same Job by name.
 func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions) {
+	if done(tj.Status.Phase) {
+		return ended(tj, obs)
+	}
 	st := *tj.Status.DeepCopy()
 	st.ObservedGeneration = tj.Generation
 	st.GPUs = tj.Spec.Nodes * tj.Spec.GPUsPerNode
@@ -115,6 +120,26 @@ func Step(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions
 }
 
 func done(p aifv1.TrainingJobPhase) bool { return p == aifv1.PhaseSucceeded || p == aifv1.PhaseFailed }
+
+// ended looks after a run that ended: its status is its record and changes only to say that it has seen the
+// latest spec (an edit changes nothing once the run ended); a run that failed at its deadline holds no quota
+// (the deadline pass writes the status before it deactivates the workload, so a crash in between is mended here).
+func ended(tj *aifv1.TrainingJob, obs Observed) (aifv1.TrainingJobStatus, Actions) {
+	st := *tj.Status.DeepCopy()
+	if st.ObservedGeneration != tj.Generation {
+		st.ObservedGeneration = tj.Generation
+		for i := range st.Conditions {
+			st.Conditions[i].ObservedGeneration = tj.Generation
+		}
+	}
+	var act Actions
+	if st.Reason == aifv1.ReasonDeadlineExceeded && obs.Job != nil && obs.Workload != nil {
+		if _, c := finished(obs.Job, obs.Workload); c == nil && ptr.Deref(obs.Workload.Spec.Active, true) {
+			act.SetActive, act.Deactivation = ptr.To(false), aifv1.ReasonDeadlineExceeded
+		}
+	}
+	return st, act
+}
 
 // start handles a pass without a Job: the run waits for its references, stays suspended, or gets its Job.
 func start(tj *aifv1.TrainingJob, obs Observed, st *aifv1.TrainingJobStatus, act *Actions) outcome {

@@ -143,11 +143,7 @@ func (r *Reconciler) showRefusal(ctx context.Context, tj *aifv1.TrainingJob, err
 // run that ended it reads only what Step still looks after: the workload of a run that failed at its deadline.
 func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observed, Input, error) {
 	if done(tj.Status.Phase) {
-		var obs Observed
-		var err error
-		if tj.Status.Reason == aifv1.ReasonDeadlineExceeded {
-			obs.Job, obs.Workload, err = r.attempt(ctx, tj, CurrentAttempt(&tj.Status))
-		}
+		obs, err := r.observeEnded(ctx, tj)
 		return obs, Input{}, err
 	}
 	s, err := r.surroundings(ctx, tj)
@@ -198,6 +194,15 @@ func (r *Reconciler) observe(ctx context.Context, tj *aifv1.TrainingJob) (Observ
 		}
 	}
 	return obs, in, nil
+}
+
+func (r *Reconciler) observeEnded(ctx context.Context, tj *aifv1.TrainingJob) (Observed, error) {
+	var obs Observed
+	var err error
+	if tj.Status.Reason == aifv1.ReasonDeadlineExceeded {
+		obs.Job, obs.Workload, err = r.attempt(ctx, tj, CurrentAttempt(&tj.Status))
+	}
+	return obs, err
 }
 
 func (r *Reconciler) serviceExists(ctx context.Context, tj *aifv1.TrainingJob) (bool, error) {

@@ -71,7 +71,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := tq.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("tenantquota: %w", err)
 	}
-	dsm := &datasetmount.Reconciler{Client: c, Config: cfg, Clock: o.Clock, Recorder: mgr.GetEventRecorder("datasetmount")}
+	dsm := &datasetmount.Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Config: cfg, Clock: o.Clock, Recorder: mgr.GetEventRecorder("datasetmount")}
 	if err := dsm.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("datasetmount: %w", err)
 	}

@@ -42,6 +42,9 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Clock tells the time of verification deadlines; nil means the real clock.
 	Clock clock.PassiveClock
+	// APIReader reads a claim of the dataset's name that the cache does not hold: the cache keeps only claims
+	// with the operator's label, and a tenant's own claim of that name must be seen before the operator's is made.
+	APIReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=aifactory.eu,resources=datasetmounts,verbs=get;list;watch;update;patch
@@ -218,10 +221,16 @@ func (r *Reconciler) observe(ctx context.Context, dsm *aifv1.DatasetMount, jobs 
 }
 
 // observeChildren reads the claim and the volume of the DatasetMount's names and, when it asks for verification,
-// the verification Job of its generation with its pods, and the GPU classes.
+// the verification Job of its generation with its pods, and the GPU classes. A claim the cache does not show is
+// read from the API server.
 func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMount, obs *observed) error {
 	var err error
-	if obs.claim, err = get(ctx, r.Client, types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}, &corev1.PersistentVolumeClaim{}); err != nil {
+	claimKey := types.NamespacedName{Namespace: dsm.Namespace, Name: ClaimName(dsm)}
+	api := r.APIReader
+	if dsm.DeletionTimestamp != nil {
+		api = nil // only the operator's own claim is deleted, and the cache holds it
+	}
+	if obs.claim, err = unlabelledRead(ctx, r.Client, api, claimKey, &corev1.PersistentVolumeClaim{}); err != nil {
 		return fmt.Errorf("reading claim: %w", err)
 	}
 	if obs.volume, err = get(ctx, r.Client, types.NamespacedName{Name: VolumeName(dsm)}, &corev1.PersistentVolume{}); err != nil {
@@ -234,7 +243,7 @@ func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMoun
 		return err
 	}
 	key := types.NamespacedName{Namespace: dsm.Namespace, Name: VerificationJobName(dsm)}
-	if obs.job, err = get(ctx, r.Client, key, &batchv1.Job{}); err != nil || obs.job == nil {
+	if obs.job, err = unlabelledRead(ctx, r.Client, r.APIReader, key, &batchv1.Job{}); err != nil || obs.job == nil {
 		return wrap("reading verification job", err)
 	}
 	var pods corev1.PodList
@@ -243,6 +252,25 @@ func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMoun
 	}
 	obs.pods = pods.Items
 	return nil
+}
+
+// unlabelled reads a namespaced child of the DatasetMount's names from the cache and, while the cache holds
+// none, from the API server: the cache keeps only objects with the operator's label, and an object of that name
+// that a tenant made (a claim, a Job) must be seen before the operator makes its own, so that it is reported or
+// replaced rather than taken for the operator's.
+func unlabelledRead[T client.Object](ctx context.Context, cache, api client.Reader, key types.NamespacedName, obj T) (T, error) {
+	var none T
+	err := cache.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) && api != nil {
+		err = api.Get(ctx, key, obj)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return none, nil
+	case err != nil:
+		return none, err
+	}
+	return obj, nil
 }
 
 // get reads one object from the cache; nil without an error when there is none.

@@ -497,12 +497,23 @@ func TestNamespaceMovedToAnotherTenantLosesItsDatasets(t *testing.T) {
 }
 
 // A claim of a dataset's name that the tenant made before the DatasetMount (its own storage, or filled with
-// other data) never gets the dataset's volume: the DatasetMount reports ClaimConflict and no volume is made.
+// other data) never gets the dataset's volume: the DatasetMount reports ClaimConflict and no volume is made. A
+// plain claim is outside the operator's cache (it holds only claims with its label); a forged one carries the
+// label.
 func TestForeignClaimOfADatasetsNameGetsNoVolume(t *testing.T) {
+	for name, labels := range map[string]map[string]string{
+		"squatted-plain":  nil,
+		"squatted-forged": {aifv1.ManagedByLabel: aifv1.ManagedByValue},
+	} {
+		t.Run(name, func(t *testing.T) { foreignClaim(t, name, labels) })
+	}
+}
+
+func foreignClaim(t *testing.T, name string, labels map[string]string) {
 	ctx := context.Background()
-	d := builders.DatasetMount(ns, "squatted", "/medai/squatted").Obj()
+	d := builders.DatasetMount(ns, name, "/medai/squatted").Obj()
 	squat := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d), Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: datasetmount.ClaimName(d), Labels: labels},
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}, StorageClassName: ptr.To(""),
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}}},
 	}
@@ -550,10 +561,20 @@ func TestReadWriteOnAWholeFilesystemIsRefused(t *testing.T) {
 }
 
 // A Job of the verification's name that the operator did not make (or that an earlier version made with
-// another image) is replaced by the operator's own before anything is read from it.
+// another image) is replaced by the operator's own before anything is read from it, whether or not it carries
+// the operator's label (without it, it is outside the operator's cache).
 func TestForeignVerificationJobIsReplaced(t *testing.T) {
+	for name, labels := range map[string]map[string]string{
+		"prejob-plain":  nil,
+		"prejob-forged": {aifv1.ManagedByLabel: aifv1.ManagedByValue},
+	} {
+		t.Run(name, func(t *testing.T) { foreignVerificationJob(t, name, labels) })
+	}
+}
+
+func foreignVerificationJob(t *testing.T, dataset string, labels map[string]string) {
 	ctx := context.Background()
-	d := builders.DatasetMount(ns, "prejob", "/medai/prejob").Verification(aifv1.VerificationMetadata).Obj()
+	d := builders.DatasetMount(ns, dataset, "/medai/prejob").Verification(aifv1.VerificationMetadata).Obj()
 	create(t, d)
 	name := ""
 	framework.Eventually(t, func(g gomega.Gomega) {
@@ -562,7 +583,7 @@ func TestForeignVerificationJobIsReplaced(t *testing.T) {
 		name = datasetmount.VerificationJobName(got)
 	})
 	foreign := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{aifv1.ManagedByLabel: aifv1.ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 			SecurityContext: &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers:      []corev1.Container{{Name: "verify", Image: "registry.example.eu/tenant/fake-verifier:1", SecurityContext: restrictedContainer()}}}}},

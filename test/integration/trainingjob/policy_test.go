@@ -438,6 +438,7 @@ func TestRefusedChildMakesTheRunStalled(t *testing.T) {
 		g.Expect(got.Status.Phase).To(gomega.Equal(aifv1.PhasePending))
 		g.Expect(got.Status.Reason).To(gomega.Equal(aifv1.ReasonChildRefused))
 		g.Expect(got.Status.Message).To(gomega.ContainSubstring("exceeded quota: no-jobs"))
+		g.Expect(got.Status.Message).To(gomega.ContainSubstring("create Job "+quotaNS+"/"+trainingjob.JobName(tj, 0)+": "), "the status names the write")
 		g.Expect(apimeta.IsStatusConditionTrue(got.Status.Conditions, aifv1.ConditionStalled)).To(gomega.BeTrue())
 	})
 	if err := c.Delete(ctx, rq); err != nil {

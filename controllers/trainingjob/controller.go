@@ -374,7 +374,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 				}
 			}
 			return out
-		})).
+		}), builder.WithPredicates(queueCameOrWent())).
 		Watches(&aifv1.TenantQuota{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var out []reconcile.Request
 			for _, ns := range o.(*aifv1.TenantQuota).Spec.Namespaces {
@@ -416,6 +416,18 @@ func ownerRequest(job *batchv1.Job) []reconcile.Request {
 		}
 	}
 	return nil
+}
+
+// queueCameOrWent passes the creation and deletion of LocalQueues, not their updates: a run reads only whether
+// its queue exists, and Kueue updates a queue's counters whenever a workload in it changes, which would bring
+// back every run of the namespace each time.
+func queueCameOrWent() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	}
 }
 
 // budgetHoldChanged passes TenantQuota updates that start or end a budget hold, not the ledger's updates.

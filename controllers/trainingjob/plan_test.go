@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	aifv1 "github.com/aifactory-eu/aifactory-operator/api/v1alpha1"
@@ -141,5 +142,19 @@ func TestPlan(t *testing.T) {
 				tc.check(t, plan)
 			}
 		})
+	}
+}
+
+// A run reads only whether its LocalQueue exists: Kueue's counter updates on the queue bring no run back.
+func TestQueueCameOrWent(t *testing.T) {
+	p := queueCameOrWent()
+	lq := &kueue.LocalQueue{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "default"}}
+	counted := lq.DeepCopy()
+	counted.Status.PendingWorkloads = 3
+	if !p.Create(event.CreateEvent{Object: lq}) || !p.Delete(event.DeleteEvent{Object: lq}) {
+		t.Error("a queue that comes or goes changes whether runs are accepted")
+	}
+	if p.Update(event.UpdateEvent{ObjectOld: lq, ObjectNew: counted}) || p.Generic(event.GenericEvent{Object: lq}) {
+		t.Error("a counter update brings the namespace's runs back")
 	}
 }

@@ -66,7 +66,9 @@ type Plan []Write
 type Failed struct {
 	// Write names the write: verb, kind and key ("create Job tenant-a/run-0").
 	Write string
-	Err   error
+	// Verb is what the write did.
+	Verb Verb
+	Err  error
 }
 
 func (f *Failed) Error() string { return f.Write + ": " + f.Err.Error() }
@@ -86,7 +88,7 @@ func Apply(ctx context.Context, c client.Client, plan Plan) error {
 	for _, w := range plan {
 		wrote, err := do(ctx, c, w)
 		if err != nil {
-			return &Failed{Write: w.Name(c), Err: err}
+			return &Failed{Write: w.Name(c), Verb: w.Verb, Err: err}
 		}
 		if wrote && w.Then != nil {
 			w.Then()

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -150,7 +149,7 @@ const cacheBehindRetry = time.Second
 // behind reports whether a plan stopped at the create of an object that exists already.
 func behind(err error) bool {
 	var f *apply.Failed
-	return errors.As(err, &f) && strings.HasPrefix(f.Write, string(apply.Create)+" ") && apierrors.IsAlreadyExists(err)
+	return errors.As(err, &f) && f.Verb == apply.Create && apierrors.IsAlreadyExists(err)
 }
 
 // showFailure writes the status of a pass whose writes stopped at err, and returns err for the retry: the last
@@ -233,7 +232,7 @@ func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMoun
 	if obs.claim, err = unlabelledRead(ctx, r.Client, api, claimKey, &corev1.PersistentVolumeClaim{}); err != nil {
 		return fmt.Errorf("reading claim: %w", err)
 	}
-	if obs.volume, err = get(ctx, r.Client, types.NamespacedName{Name: VolumeName(dsm)}, &corev1.PersistentVolume{}); err != nil {
+	if obs.volume, err = unlabelledRead(ctx, r.Client, nil, types.NamespacedName{Name: VolumeName(dsm)}, &corev1.PersistentVolume{}); err != nil {
 		return fmt.Errorf("reading volume: %w", err)
 	}
 	if dsm.Spec.Verification == aifv1.VerificationNone || dsm.DeletionTimestamp != nil {
@@ -243,8 +242,11 @@ func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMoun
 		return err
 	}
 	key := types.NamespacedName{Namespace: dsm.Namespace, Name: VerificationJobName(dsm)}
-	if obs.job, err = unlabelledRead(ctx, r.Client, r.APIReader, key, &batchv1.Job{}); err != nil || obs.job == nil {
-		return wrap("reading verification job", err)
+	if obs.job, err = unlabelledRead(ctx, r.Client, r.APIReader, key, &batchv1.Job{}); err != nil {
+		return fmt.Errorf("reading verification job: %w", err)
+	}
+	if obs.job == nil {
+		return nil
 	}
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(dsm.Namespace), client.MatchingLabels{batchv1.JobNameLabel: key.Name}); err != nil {
@@ -257,7 +259,8 @@ func (r *Reconciler) observeChildren(ctx context.Context, dsm *aifv1.DatasetMoun
 // unlabelled reads a namespaced child of the DatasetMount's names from the cache and, while the cache holds
 // none, from the API server: the cache keeps only objects with the operator's label, and an object of that name
 // that a tenant made (a claim, a Job) must be seen before the operator makes its own, so that it is reported or
-// replaced rather than taken for the operator's.
+// replaced rather than taken for the operator's. With api nil it reads the cache only. It returns nil, without
+// an error, when there is no such object.
 func unlabelledRead[T client.Object](ctx context.Context, cache, api client.Reader, key types.NamespacedName, obj T) (T, error) {
 	var none T
 	err := cache.Get(ctx, key, obj)
@@ -271,25 +274,6 @@ func unlabelledRead[T client.Object](ctx context.Context, cache, api client.Read
 		return none, err
 	}
 	return obj, nil
-}
-
-// get reads one object from the cache; nil without an error when there is none.
-func get[T client.Object](ctx context.Context, c client.Reader, key types.NamespacedName, obj T) (T, error) {
-	var none T
-	switch err := c.Get(ctx, key, obj); {
-	case apierrors.IsNotFound(err):
-		return none, nil
-	case err != nil:
-		return none, err
-	}
-	return obj, nil
-}
-
-func wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (r *Reconciler) now() time.Time {
